@@ -1,0 +1,33 @@
+# Two commands set up a fresh machine: `make quickstart` and `make test` (README). Both install what is
+# missing (scripts/setup.sh: torch==2.11.0 into .venv) and build what is stale.
+SHELL := /bin/bash
+CARGO ?= cargo
+# libtorch oversubscribes 2-core machines badly; tests and the quickstart use one intra-op thread.
+export OMP_NUM_THREADS ?= 1
+export MKL_NUM_THREADS ?= 1
+
+.PHONY: setup build release test quickstart fmt lint clean
+
+setup:
+	@scripts/setup.sh
+
+build: setup
+	$(CARGO) build
+
+release: setup
+	$(CARGO) build --release
+
+test: setup
+	$(CARGO) test --all-targets -- --test-threads=2
+
+quickstart: release
+	scripts/quickstart.sh
+
+fmt:
+	$(CARGO) fmt --check
+
+lint: setup
+	$(CARGO) clippy --all-targets -- -D warnings
+
+clean:
+	$(CARGO) clean

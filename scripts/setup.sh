@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what a fresh machine lacks to build and test olmo-train, and nothing it already has:
+# torch==2.11.0 (the libtorch tch 0.24 links) and numpy into the project-local .venv. Idempotent and
+# quiet; nothing is installed outside the project folder.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TORCH_VERSION=2.11.0
+PY=${PYTHON:-python3}
+
+torch_ok() {
+    [ -x .venv/bin/python ] && [ -e .venv/torch/lib/libtorch_cpu.so ] &&
+        grep -q "__version__ = '${TORCH_VERSION}" .venv/torch/version.py 2>/dev/null
+}
+
+if ! torch_ok; then
+    echo "setup: installing torch==${TORCH_VERSION} into .venv (one time, about a minute)"
+    [ -x .venv/bin/python ] || "$PY" -m venv .venv
+    .venv/bin/pip install --quiet --disable-pip-version-check "torch==${TORCH_VERSION}" numpy
+    site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+    ln -sfn "$site/torch" .venv/torch
+fi
+torch_ok || { echo "setup: .venv/torch is not torch ${TORCH_VERSION}; remove .venv and retry" >&2; exit 1; }
+
+# Extra Python packages some tests read our outputs with (issue-specific; kept optional here).
+for req in "$@"; do
+    name=${req%%[=<>]*}
+    .venv/bin/python -c "import importlib.metadata as m, sys; sys.exit(0 if m.version('$name') == '${req#*==}' else 1)" 2>/dev/null ||
+        .venv/bin/pip install --quiet --disable-pip-version-check "$req"
+done

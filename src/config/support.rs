@@ -1,0 +1,342 @@
+//! Settings OLMo-core accepts that olmo-train does not honour yet. Each one set to a non-default value is
+//! reported by its dotted path; a run refuses to start on any of them (never silently ignored), while
+//! `--dry-run` lists them as notes.
+use serde::Serialize;
+
+use super::callbacks::Callbacks;
+use super::model::{BlockName, LayerNormName};
+use super::train_module::DataParallelType;
+use super::ExperimentConfig;
+use crate::error::Error;
+
+/// One setting olmo-train cannot honour, with what to do instead.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unsupported {
+    pub path: String,
+    pub value: String,
+    pub hint: String,
+}
+
+impl From<Unsupported> for Error {
+    fn from(u: Unsupported) -> Self {
+        Error::NotSupported {
+            path: u.path,
+            value: u.value,
+            hint: u.hint,
+        }
+    }
+}
+
+struct Checker(Vec<Unsupported>);
+
+impl Checker {
+    fn flag(&mut self, cond: bool, path: &str, value: impl Serialize, hint: &str) {
+        if cond {
+            let value = serde_json::to_string(&value).unwrap_or_else(|_| "?".into());
+            self.0.push(Unsupported {
+                path: path.into(),
+                value,
+                hint: hint.into(),
+            });
+        }
+    }
+
+    fn set<T: Serialize>(&mut self, value: &Option<T>, path: &str, hint: &str) {
+        self.flag(value.is_some(), path, value, hint);
+    }
+}
+
+const LEAVE_NULL: &str = "leave it null";
+
+/// Every setting in `config` that olmo-train would not honour, in config order.
+pub fn unsupported_settings(config: &ExperimentConfig) -> Vec<Unsupported> {
+    let mut c = Checker(Vec::new());
+    check_model(&mut c, config);
+    check_data(&mut c, config);
+    check_train_module(&mut c, config);
+    check_trainer(&mut c, config);
+    c.0
+}
+
+fn check_model(c: &mut Checker, config: &ExperimentConfig) {
+    let m = &config.model;
+    let b = &m.block;
+    let a = &b.sequence_mixer;
+    c.flag(
+        m.name != "default",
+        "model.name",
+        &m.name,
+        "only 'default' transformers are built",
+    );
+    c.flag(
+        !matches!(b.name, BlockName::Default | BlockName::ReorderedNorm),
+        "model.block.name",
+        b.name,
+        "block kinds built: default, reordered_norm",
+    );
+    c.set(
+        &b.feed_forward_moe,
+        "model.block.feed_forward_moe",
+        "mixture-of-experts is not built",
+    );
+    c.flag(
+        b.feed_forward.is_none(),
+        "model.block.feed_forward",
+        "null",
+        "a dense feed-forward is required",
+    );
+    c.set(&b.dropout, "model.block.dropout", LEAVE_NULL);
+    c.set(
+        &b.attention_residual_alpha,
+        "model.block.attention_residual_alpha",
+        LEAVE_NULL,
+    );
+    c.set(
+        &b.feed_forward_residual_alpha,
+        "model.block.feed_forward_residual_alpha",
+        LEAVE_NULL,
+    );
+    c.set(&m.embedding_norm, "model.embedding_norm", LEAVE_NULL);
+    c.set(&m.block_pattern, "model.block_pattern", LEAVE_NULL);
+    c.set(&m.block_overrides, "model.block_overrides", LEAVE_NULL);
+    c.set(&m.embed_scale, "model.embed_scale", LEAVE_NULL);
+    c.set(&m.freeze_params, "model.freeze_params", LEAVE_NULL);
+    c.flag(
+        m.tie_word_embeddings,
+        "model.tie_word_embeddings",
+        true,
+        "the LM head is untied",
+    );
+    c.flag(
+        m.init_method != "normal",
+        "model.init_method",
+        &m.init_method,
+        "init methods built: normal",
+    );
+    c.flag(
+        m.dtype != super::DType::Float32,
+        "model.dtype",
+        m.dtype,
+        "weights are fp32 masters",
+    );
+    c.flag(
+        a.name != "default",
+        "model.block.sequence_mixer.name",
+        &a.name,
+        "attention kinds built: default",
+    );
+    c.flag(
+        a.bias == Some(true),
+        "model.block.sequence_mixer.bias",
+        true,
+        "projections have no bias",
+    );
+    c.set(&a.gate, "model.block.sequence_mixer.gate", LEAVE_NULL);
+    c.set(
+        &a.clip_qkv,
+        "model.block.sequence_mixer.clip_qkv",
+        LEAVE_NULL,
+    );
+    c.set(&a.dropout, "model.block.sequence_mixer.dropout", LEAVE_NULL);
+    c.flag(
+        a.use_head_qk_norm == Some(true),
+        "model.block.sequence_mixer.use_head_qk_norm",
+        true,
+        "QK-norm is over the full projection",
+    );
+    c.flag(
+        a.scalable_softmax,
+        "model.block.sequence_mixer.scalable_softmax",
+        true,
+        "leave it false",
+    );
+    c.flag(
+        a.attention_sinks,
+        "model.block.sequence_mixer.attention_sinks",
+        true,
+        "leave it false",
+    );
+    c.set(
+        &a.qk_norm_per_head_gains,
+        "model.block.sequence_mixer.qk_norm_per_head_gains",
+        LEAVE_NULL,
+    );
+    c.set(
+        &a.mxfp8_projections,
+        "model.block.sequence_mixer.mxfp8_projections",
+        LEAVE_NULL,
+    );
+    c.set(
+        &a.mxfp8_qkv_projection,
+        "model.block.sequence_mixer.mxfp8_qkv_projection",
+        LEAVE_NULL,
+    );
+    c.set(
+        &a.mxfp8_out_projection,
+        "model.block.sequence_mixer.mxfp8_out_projection",
+        LEAVE_NULL,
+    );
+    if let Some(rope) = &a.rope {
+        c.flag(
+            rope.name != "default",
+            "model.block.sequence_mixer.rope.name",
+            &rope.name,
+            "RoPE kinds built: default",
+        );
+        c.set(
+            &rope.scaling,
+            "model.block.sequence_mixer.rope.scaling",
+            LEAVE_NULL,
+        );
+        c.flag(
+            rope.no_global_rope,
+            "model.block.sequence_mixer.rope.no_global_rope",
+            true,
+            "leave it false",
+        );
+        c.flag(
+            rope.partial_rotary_factor != 1.0,
+            "model.block.sequence_mixer.rope.partial_rotary_factor",
+            rope.partial_rotary_factor,
+            "use 1.0",
+        );
+    }
+    let norms = [
+        ("model.block.layer_norm", b.layer_norm.as_ref()),
+        ("model.block.sequence_mixer.qk_norm", a.qk_norm.as_ref()),
+        ("model.lm_head.layer_norm", m.lm_head.layer_norm.as_ref()),
+    ];
+    for (path, norm) in norms.into_iter().filter_map(|(p, n)| n.map(|n| (p, n))) {
+        c.flag(
+            !matches!(norm.name, LayerNormName::Rms | LayerNormName::FusedRms),
+            &format!("{path}.name"),
+            norm.name,
+            "norms built: rms, fused_rms",
+        );
+        c.flag(
+            norm.bias == Some(true),
+            &format!("{path}.bias"),
+            true,
+            "RMSNorm has no bias",
+        );
+    }
+    if let Some(ff) = &b.feed_forward {
+        c.flag(
+            ff.name != "default",
+            "model.block.feed_forward.name",
+            &ff.name,
+            "feed-forward kinds built: default",
+        );
+        c.flag(
+            ff.bias == Some(true),
+            "model.block.feed_forward.bias",
+            true,
+            "projections have no bias",
+        );
+        c.flag(
+            ff.activation != "silu",
+            "model.block.feed_forward.activation",
+            &ff.activation,
+            "SwiGLU uses silu",
+        );
+    }
+    c.flag(
+        m.lm_head.name != "default",
+        "model.lm_head.name",
+        &m.lm_head.name,
+        "use 'default'",
+    );
+    c.flag(
+        m.lm_head.bias == Some(true),
+        "model.lm_head.bias",
+        true,
+        "the LM head has no bias",
+    );
+}
+
+fn check_data(c: &mut Checker, config: &ExperimentConfig) {
+    let d = &config.dataset;
+    c.set(&d.mix, "dataset.mix", "list the files in dataset.paths");
+    c.set(
+        &d.source_mixture_config,
+        "dataset.source_mixture_config",
+        LEAVE_NULL,
+    );
+    for (i, p) in d.paths.iter().flatten().enumerate() {
+        c.flag(
+            is_url(p),
+            &format!("dataset.paths.{i}"),
+            p,
+            "remote data is not read yet: download the file and pass its local path in --dataset.paths",
+        );
+    }
+}
+
+fn is_url(path: &str) -> bool {
+    ["http://", "https://", "s3://", "gs://", "r2://", "weka://"]
+        .iter()
+        .any(|s| path.starts_with(s))
+}
+
+fn check_train_module(c: &mut Checker, config: &ExperimentConfig) {
+    let t = &config.train_module;
+    c.flag(
+        t.compile_model,
+        "train_module.compile_model",
+        true,
+        "libtorch has no torch.compile; leave it false",
+    );
+    c.set(&t.float8_config, "train_module.float8_config", LEAVE_NULL);
+    c.set(&t.pp_config, "train_module.pp_config", LEAVE_NULL);
+    c.set(&t.tp_config, "train_module.tp_config", LEAVE_NULL);
+    c.set(&t.cp_config, "train_module.cp_config", LEAVE_NULL);
+    c.set(&t.ep_config, "train_module.ep_config", LEAVE_NULL);
+    c.set(&t.ac_config, "train_module.ac_config", LEAVE_NULL);
+    c.set(
+        &t.load_key_mapping,
+        "train_module.load_key_mapping",
+        LEAVE_NULL,
+    );
+    if let Some(dp) = &t.dp_config {
+        c.flag(
+            dp.name != DataParallelType::Ddp,
+            "train_module.dp_config.name",
+            dp.name,
+            "sharded data parallel (fsdp/hsdp) is not built; use {name: ddp}",
+        );
+    }
+}
+
+fn check_trainer(c: &mut Checker, config: &ExperimentConfig) {
+    let t = &config.trainer;
+    c.set(&t.steps_to_skip, "trainer.steps_to_skip", LEAVE_NULL);
+    c.set(
+        &t.checkpoints_to_eval,
+        "trainer.checkpoints_to_eval",
+        LEAVE_NULL,
+    );
+    let Callbacks {
+        comet,
+        profiler,
+        gap_monitor,
+        ..
+    } = &t.callbacks;
+    c.flag(
+        comet.as_ref().is_some_and(|cb| cb.enabled),
+        "trainer.callbacks.comet.enabled",
+        true,
+        "use the wandb callback",
+    );
+    c.flag(
+        profiler.as_ref().is_some_and(|cb| cb.enabled),
+        "trainer.callbacks.profiler.enabled",
+        true,
+        "leave it false",
+    );
+    c.flag(
+        gap_monitor.as_ref().is_some_and(|cb| cb.enabled),
+        "trainer.callbacks.gap_monitor.enabled",
+        true,
+        "leave it false",
+    );
+}

@@ -1,0 +1,347 @@
+//! `train_module`: OLMo-core's `TransformerTrainModuleConfig` with its optimizer, scheduler and
+//! data-parallel sub-configs (`src/olmo_core/train/train_module/transformer/config.py`, `src/olmo_core/optim/`).
+use serde::{Deserialize, Serialize};
+use serde_yaml::Value;
+
+use super::DType;
+
+/// `OptimGroupOverride`: per-parameter-group option overrides, matched by parameter-name globs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptimGroupOverride {
+    pub params: Vec<String>,
+    pub opts: serde_yaml::Mapping,
+}
+
+/// Optimizers, tagged by OLMo-core's registered name (`type: adamw`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum OptimConfig {
+    #[serde(rename = "adamw")]
+    AdamW(AdamWConfig),
+}
+
+/// Registered OLMo-core optimizer names olmo-train does not build yet (for a clear error).
+pub const UNSUPPORTED_OPTIMIZERS: &[&str] = &[
+    "adam",
+    "skip_step_adamw",
+    "dion",
+    "lion",
+    "skip_step_lion",
+    "muon",
+    "nor_muon",
+    "noop",
+];
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdamWConfig {
+    pub group_overrides: Option<Vec<OptimGroupOverride>>,
+    pub compile: bool,
+    pub fixed_fields: Vec<String>,
+    pub lr: f64,
+    pub betas: (f64, f64),
+    pub eps: f64,
+    pub weight_decay: f64,
+    pub foreach: Option<bool>,
+    pub fused: Option<bool>,
+}
+
+impl Default for AdamWConfig {
+    fn default() -> Self {
+        Self {
+            group_overrides: None,
+            compile: false,
+            fixed_fields: vec!["initial_lr".into()],
+            lr: 1e-3,
+            betas: (0.9, 0.999),
+            eps: 1e-8,
+            weight_decay: 1e-2,
+            foreach: None,
+            fused: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SchedulerUnits {
+    #[default]
+    Steps,
+    Tokens,
+}
+
+fn lr_field() -> String {
+    "lr".into()
+}
+
+fn initial_lr_field() -> String {
+    "initial_lr".into()
+}
+
+/// Learning-rate schedulers, tagged by OLMo-core's registered name (`type: cos_with_warmup`).
+/// Each variant lists its fields flat, as OLMo-core's dataclasses do.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SchedulerConfig {
+    Constant(ConstantScheduler),
+    ConstantWithWarmup(ConstantWithWarmup),
+    Wsd(Wsd),
+    LinearWithWarmup(LinearWithWarmup),
+    CosWithWarmup(CosWithWarmup),
+}
+
+/// Registered OLMo-core scheduler names olmo-train does not build yet (for a clear error).
+pub const UNSUPPORTED_SCHEDULERS: &[&str] = &[
+    "power_lr",
+    "inv_sqrt_with_warmup",
+    "half_cos_with_warmup",
+    "cos_with_warmup_and_linear_decay",
+    "composable",
+    "sequential",
+    "wsds",
+    "exponential",
+];
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConstantScheduler {
+    #[serde(default = "lr_field")]
+    pub lr_field: String,
+    #[serde(default = "initial_lr_field")]
+    pub initial_lr_field: String,
+    #[serde(default)]
+    pub units: SchedulerUnits,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConstantWithWarmup {
+    #[serde(default = "lr_field")]
+    pub lr_field: String,
+    #[serde(default = "initial_lr_field")]
+    pub initial_lr_field: String,
+    #[serde(default)]
+    pub units: SchedulerUnits,
+    #[serde(default)]
+    pub warmup: Option<u64>,
+    #[serde(default)]
+    pub warmup_steps: Option<u64>,
+    #[serde(default)]
+    pub warmup_fraction: Option<f64>,
+    #[serde(default)]
+    pub warmup_min_lr: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Wsd {
+    #[serde(default = "lr_field")]
+    pub lr_field: String,
+    #[serde(default = "initial_lr_field")]
+    pub initial_lr_field: String,
+    #[serde(default)]
+    pub units: SchedulerUnits,
+    #[serde(default)]
+    pub warmup: Option<u64>,
+    #[serde(default)]
+    pub warmup_steps: Option<u64>,
+    #[serde(default)]
+    pub warmup_fraction: Option<f64>,
+    #[serde(default)]
+    pub decay: Option<u64>,
+    #[serde(default)]
+    pub decay_steps: Option<u64>,
+    #[serde(default = "default_decay_fraction")]
+    pub decay_fraction: Option<f64>,
+    #[serde(default)]
+    pub warmup_min_lr: f64,
+    #[serde(default)]
+    pub decay_min_lr: f64,
+}
+
+fn default_decay_fraction() -> Option<f64> {
+    Some(0.1)
+}
+
+fn default_alpha_f() -> f64 {
+    0.1
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinearWithWarmup {
+    #[serde(default = "lr_field")]
+    pub lr_field: String,
+    #[serde(default = "initial_lr_field")]
+    pub initial_lr_field: String,
+    #[serde(default)]
+    pub units: SchedulerUnits,
+    #[serde(default = "default_alpha_f")]
+    pub alpha_f: f64,
+    #[serde(default)]
+    pub t_max: Option<u64>,
+    #[serde(default)]
+    pub warmup: Option<u64>,
+    #[serde(default)]
+    pub warmup_steps: Option<u64>,
+    #[serde(default)]
+    pub warmup_fraction: Option<f64>,
+    #[serde(default)]
+    pub warmup_min_lr: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CosWithWarmup {
+    #[serde(default = "lr_field")]
+    pub lr_field: String,
+    #[serde(default = "initial_lr_field")]
+    pub initial_lr_field: String,
+    #[serde(default)]
+    pub units: SchedulerUnits,
+    #[serde(default)]
+    pub warmup: Option<u64>,
+    #[serde(default)]
+    pub warmup_steps: Option<u64>,
+    #[serde(default)]
+    pub warmup_fraction: Option<f64>,
+    #[serde(default = "default_alpha_f")]
+    pub alpha_f: f64,
+    #[serde(default)]
+    pub t_max: Option<u64>,
+    #[serde(default)]
+    pub warmup_min_lr: f64,
+}
+
+impl CosWithWarmup {
+    pub fn with_warmup(warmup: u64) -> Self {
+        Self {
+            lr_field: lr_field(),
+            initial_lr_field: initial_lr_field(),
+            units: SchedulerUnits::Steps,
+            warmup: Some(warmup),
+            warmup_steps: None,
+            warmup_fraction: None,
+            alpha_f: default_alpha_f(),
+            t_max: None,
+            warmup_min_lr: 0.0,
+        }
+    }
+}
+
+impl SchedulerConfig {
+    /// OLMo-core's `__post_init__`: the deprecated `warmup_steps`/`decay_steps` move to `warmup`/`decay`.
+    pub fn normalize_deprecated(&mut self) {
+        fn take(new: &mut Option<u64>, old: &mut Option<u64>) {
+            if new.is_none() {
+                *new = old.take();
+            }
+        }
+        match self {
+            Self::Constant(_) => {}
+            Self::ConstantWithWarmup(s) => take(&mut s.warmup, &mut s.warmup_steps),
+            Self::Wsd(s) => {
+                take(&mut s.warmup, &mut s.warmup_steps);
+                take(&mut s.decay, &mut s.decay_steps);
+            }
+            Self::LinearWithWarmup(s) => take(&mut s.warmup, &mut s.warmup_steps),
+            Self::CosWithWarmup(s) => take(&mut s.warmup, &mut s.warmup_steps),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DataParallelType {
+    Fsdp,
+    Hsdp,
+    Ddp,
+}
+
+/// `TransformerDataParallelConfig`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataParallelConfig {
+    pub name: DataParallelType,
+    pub param_dtype: Option<DType>,
+    pub reduce_dtype: DType,
+    pub num_replicas: Option<u64>,
+    pub shard_degree: Option<u64>,
+    pub wrapping_strategy: String,
+    pub prefetch_factor: u64,
+    pub only_allreduce_last_microbatch: bool,
+    pub reduce_grads_in_fp32: bool,
+    pub accumulate_grads_in_fp32: bool,
+    pub bucket_cap_mb: Option<u64>,
+    pub use_reduce_scatter: bool,
+}
+
+impl Default for DataParallelConfig {
+    fn default() -> Self {
+        Self {
+            name: DataParallelType::Ddp,
+            param_dtype: None,
+            reduce_dtype: DType::Float32,
+            num_replicas: None,
+            shard_degree: None,
+            wrapping_strategy: "full".into(),
+            prefetch_factor: 0,
+            only_allreduce_last_microbatch: true,
+            reduce_grads_in_fp32: true,
+            accumulate_grads_in_fp32: true,
+            bucket_cap_mb: None,
+            use_reduce_scatter: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TransformerTrainModuleConfig {
+    pub rank_microbatch_size: u64,
+    pub max_sequence_length: u64,
+    pub optim: OptimConfig,
+    pub max_grad_norm: Option<f64>,
+    pub scheduler: Option<SchedulerConfig>,
+    pub compile_model: bool,
+    pub float8_config: Option<Value>,
+    pub pp_config: Option<Value>,
+    pub dp_config: Option<DataParallelConfig>,
+    pub tp_config: Option<Value>,
+    pub cp_config: Option<Value>,
+    pub ep_config: Option<Value>,
+    pub ac_config: Option<Value>,
+    pub z_loss_multiplier: Option<f64>,
+    pub state_dict_save_opts: Option<Value>,
+    pub state_dict_load_opts: Option<Value>,
+    pub load_key_mapping: Option<Value>,
+    pub autocast_precision: Option<DType>,
+    pub label_ignore_index: i64,
+}
+
+impl Default for TransformerTrainModuleConfig {
+    fn default() -> Self {
+        Self {
+            rank_microbatch_size: 0,
+            max_sequence_length: 0,
+            optim: OptimConfig::AdamW(AdamWConfig::default()),
+            max_grad_norm: None,
+            scheduler: None,
+            compile_model: false,
+            float8_config: None,
+            pp_config: None,
+            dp_config: None,
+            tp_config: None,
+            cp_config: None,
+            ep_config: None,
+            ac_config: None,
+            z_loss_multiplier: None,
+            state_dict_save_opts: None,
+            state_dict_load_opts: None,
+            load_key_mapping: None,
+            autocast_precision: None,
+            label_ignore_index: -100,
+        }
+    }
+}

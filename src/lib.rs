@@ -1,0 +1,14 @@
+//! olmo-train: OLMo-core's pretraining recipe as one Rust binary on libtorch.
+//!
+//! The library holds all logic; `main.rs` only parses argv, sets up logging and maps errors to exit
+//! codes. Dependencies point one way: `error`, `config` ← `model` ← `dry_run` ← `cli`.
+#![warn(clippy::unwrap_used, clippy::expect_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod cli;
+pub mod config;
+pub mod dry_run;
+pub mod error;
+pub mod model;
+
+pub use error::{Error, Result};

@@ -1,0 +1,39 @@
+//! Every dense factory has OLMo-core's parameter counts, to the parameter. Fixture:
+//! `tests/fixtures/factory_params.json`, made by `scripts/reference/olmo_core_config.py factories`
+//! with ai2-olmo-core 3.0.0 (`TransformerConfig.num_params` / `num_non_embedding_params`).
+use std::collections::BTreeMap;
+
+use olmo_train::model::{build_factory, factory_names};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct Counts {
+    vocab_size: u64,
+    num_params: u64,
+    num_non_embedding_params: u64,
+}
+
+#[test]
+fn counts_match_olmo_core_for_dolma2_and_gpt2() {
+    let table: BTreeMap<String, BTreeMap<String, Counts>> =
+        serde_json::from_str(include_str!("fixtures/factory_params.json")).unwrap();
+    let ours: Vec<&str> = factory_names().collect();
+    let theirs: Vec<&str> = table.keys().map(String::as_str).collect();
+    let mut sorted = ours.clone();
+    sorted.sort_unstable();
+    assert_eq!(
+        sorted, theirs,
+        "the factory set differs from OLMo-core's dense factories"
+    );
+    for (name, by_tokenizer) in &table {
+        for (tok, want) in by_tokenizer {
+            let c = build_factory(name, want.vocab_size).unwrap();
+            assert_eq!(c.num_params(), want.num_params, "{name} with {tok}");
+            assert_eq!(
+                c.num_non_embedding_params(),
+                want.num_non_embedding_params,
+                "{name} with {tok}"
+            );
+        }
+    }
+}
