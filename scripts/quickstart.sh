@@ -1,12 +1,27 @@
 #!/usr/bin/env bash
-# The quickstart: what a new user runs first. Until training lands it shows OLMo-core's tutorial
-# dry-run and the model table; later issues extend it to tokenizing and training on the demo corpus.
+# The quickstart: what a new user runs first. It tokenizes the bundled demo corpus with the dolma2
+# tokenizer (as OLMo-core's README does with `dolma tokens`), shows OLMo-core's tutorial dry-run pointed
+# at that data, and prints the model table. Later issues extend it to training.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=target/release/olmo-train
+OUT=${QUICKSTART_DIR:-/tmp/olmo-train-quickstart}
+rm -rf "$OUT/tokens"
 
-echo "== olmo-train tutorial-run-01 --dry-run --data_loader.prefetch_factor=4 --trainer.callbacks.wandb.enabled=true"
-"$BIN" tutorial-run-01 --dry-run --data_loader.prefetch_factor=4 --trainer.callbacks.wandb.enabled=true
+echo "== olmo-train tokenize (the demo corpus, dolma2 tokenizer)"
+"$BIN" tokenize --documents "examples/data/kjv-train.jsonl.gz" --destination "$OUT/tokens/train" \
+    --tokenizer.name_or_path allenai/dolma2-tokenizer --tokenizer.eos_token_id 100257 \
+    --tokenizer.pad_token_id 100277 --tokenizer.encode_special_tokens --processes 2 --dtype uint32
+"$BIN" tokenize --documents "examples/data/kjv-validation.jsonl.gz" --destination "$OUT/tokens/validation" \
+    --tokenizer.name_or_path allenai/dolma2-tokenizer --tokenizer.eos_token_id 100257 \
+    --tokenizer.pad_token_id 100277 --tokenizer.encode_special_tokens --processes 2 --dtype uint32
+
+echo
+echo "== olmo-train tutorial-run-01 --dry-run --model-factory=olmo2_1M ... (on the tokenized demo corpus)"
+"$BIN" tutorial-run-01 --dry-run --model-factory=olmo2_1M --config configs/olmo2-1M-cpu.yaml \
+    --dataset.paths="[$OUT/tokens/train/part-0-00000.npy]" \
+    --trainer.callbacks.lm_evaluator.eval_dataset.paths="[$OUT/tokens/validation/part-0-00000.npy]" \
+    --data_loader.prefetch_factor=4 --trainer.callbacks.wandb.enabled=true
 
 echo
 echo "== olmo-train list-models"

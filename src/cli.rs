@@ -13,9 +13,12 @@ use crate::config::{ExampleOptions, TokenizerConfig};
 use crate::dry_run;
 use crate::error::{Error, Result};
 use crate::model::{build_factory, factory_names};
+use crate::progress::TerminalProgress;
+use crate::tokenize::{self, TokenizeArgs, TokenizeSummary};
 
 pub const USAGE: &str = "\
 usage: olmo-train RUN_NAME [OPTIONS...] [CONFIG_OVERRIDES...]
+       olmo-train tokenize --documents GLOB... --destination DIR --tokenizer.name_or_path NAME [...]
        olmo-train list-models
 
 Train a transformer language model (OLMo-core's src/examples/llm/train.py).
@@ -36,13 +39,16 @@ config overrides (OLMo-core syntax): --a.b.c=<yaml>, e.g.
 ";
 
 /// Words that select a subcommand instead of naming a run.
-const RESERVED: &[&str] = &["launch", "tokenize", "convert", "eval"];
+const RESERVED: &[&str] = &["launch", "convert", "eval"];
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum Command {
     Train(TrainArgs),
+    Tokenize(Box<TokenizeArgs>),
     ListModels,
     Help,
+    /// Text a subcommand's parser produced (its --help).
+    Text(String),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -72,6 +78,10 @@ pub fn parse_args(args: &[String], data_root: Option<String>) -> Result<Command>
     match first.as_str() {
         "-h" | "--help" | "help" => return Ok(Command::Help),
         "list-models" => return Ok(Command::ListModels),
+        "tokenize" => {
+            return parse_subcommand::<TokenizeArgs>(args)
+                .map(|r| r.map_or_else(Command::Text, |a| Command::Tokenize(Box::new(a))))
+        }
         w if RESERVED.contains(&w) => {
             return Err(Error::Usage(format!(
                 "subcommand '{w}' is not built yet in this version of olmo-train"
@@ -140,6 +150,33 @@ pub fn parse_args(args: &[String], data_root: Option<String>) -> Result<Command>
     Ok(Command::Train(train))
 }
 
+/// A clap-parsed subcommand: `Ok(Err(text))` is help text to print; clap's multi-line errors are
+/// reduced to their first line.
+fn parse_subcommand<T: clap::Parser>(args: &[String]) -> Result<std::result::Result<T, String>> {
+    let argv = std::iter::once(format!("olmo-train {}", args[0])).chain(args[1..].iter().cloned());
+    match T::try_parse_from(argv) {
+        Ok(parsed) => Ok(Ok(parsed)),
+        Err(e)
+            if matches!(
+                e.kind(),
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
+            ) =>
+        {
+            Ok(Err(e.to_string()))
+        }
+        Err(e) => {
+            let text = e.to_string();
+            let first = text
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim_start_matches("error: ")
+                .to_string();
+            Err(Error::Usage(format!("{} {first}", args[0])))
+        }
+    }
+}
+
 fn missing_run_name() -> Error {
     Error::Usage("missing RUN_NAME (usage: olmo-train RUN_NAME [OPTIONS...] [CONFIG_OVERRIDES...]; see --help)".into())
 }
@@ -190,6 +227,16 @@ pub fn execute(command: Command, out: &mut dyn Write) -> Result<()> {
     match command {
         Command::Help => out.write_all(USAGE.as_bytes()).map_err(write_err),
         Command::ListModels => out.write_all(list_models().as_bytes()).map_err(write_err),
+        Command::Text(text) => out.write_all(text.as_bytes()).map_err(write_err),
+        Command::Tokenize(args) => {
+            let summary = tokenize::run(&args, &TerminalProgress::new())?;
+            let text = if args.dryrun {
+                tokenize_dryrun_text(&args, &summary)
+            } else {
+                tokenize_summary_text(&summary)
+            };
+            out.write_all(text.as_bytes()).map_err(write_err)
+        }
         Command::Train(train) => {
             let config =
                 resolve_config(&train.opts, train.config_file.as_deref(), &train.overrides)?;
@@ -205,6 +252,37 @@ pub fn execute(command: Command, out: &mut dyn Write) -> Result<()> {
             ))
         }
     }
+}
+
+fn tokenize_dryrun_text(args: &TokenizeArgs, summary: &TokenizeSummary) -> String {
+    let mut s = format!(
+        "{args:#?}\nmatched files ({}):\n",
+        summary.input_files.len()
+    );
+    for f in &summary.input_files {
+        s.push_str(&format!("  {}\n", f.display()));
+    }
+    s
+}
+
+fn tokenize_summary_text(s: &TokenizeSummary) -> String {
+    let rate = s.tokens as f64 / s.seconds.max(1e-9);
+    let mut text = format!(
+        "tokenized {} documents, {} tokens from {} input files in {:.2} s ({:.0} tokens/s)\n\
+         skipped lines: {}; empty documents: {}\noutput files ({}):\n",
+        s.documents,
+        s.tokens,
+        s.input_files.len(),
+        s.seconds,
+        rate,
+        s.skipped_lines,
+        s.empty_documents,
+        s.output_files.len()
+    );
+    for f in &s.output_files {
+        text.push_str(&format!("  {}\n", f.display()));
+    }
+    text
 }
 
 /// `olmo-train list-models`: every factory with its parameter counts for the default (dolma2) tokenizer.

@@ -40,6 +40,10 @@ pub enum Error {
         hint: String,
     },
 
+    /// An input file that cannot be used (wrong kind, truncated, corrupt, bad line in strict mode).
+    #[error("{}: {reason}", .path.display())]
+    Input { path: PathBuf, reason: String },
+
     #[error("{}: {source}", .path.display())]
     Io {
         path: PathBuf,

@@ -1,7 +1,7 @@
 //! olmo-train: OLMo-core's pretraining recipe as one Rust binary on libtorch.
 //!
 //! The library holds all logic; `main.rs` only parses argv, sets up logging and maps errors to exit
-//! codes. Dependencies point one way: `error`, `config` ← `model` ← `dry_run` ← `cli`.
+//! codes. Dependencies point one way: `error`, `config` ← `model`, `tokenize` ← `dry_run` ← `cli`.
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
@@ -10,5 +10,7 @@ pub mod config;
 pub mod dry_run;
 pub mod error;
 pub mod model;
+pub mod progress;
+pub mod tokenize;
 
 pub use error::{Error, Result};

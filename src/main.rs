@@ -1,4 +1,5 @@
 //! The `olmo-train` binary: argv → logging → run → exit code. Everything else lives in the library.
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use olmo_train::cli::{execute, parse_args};
@@ -6,6 +7,7 @@ use olmo_train::cli::{execute, parse_args};
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
