@@ -26,6 +26,11 @@ from transformers.convert_slow_tokenizer import TikTokenConverter
 assets = sorted(glob.glob(os.path.expanduser("~/.cargo/registry/src/*/tiktoken-rs-0.12*/assets")))[-1]
 pat = r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s"""
 TikTokenConverter(vocab_file=f"{assets}/cl100k_base.tiktoken", pattern=pat).converted().save(sys.argv[1])
+# dolma 1.2.1 pins an older tokenizers that reads merges as "a b" strings, not ["a", "b"] pairs.
+import json
+tok = json.load(open(sys.argv[1]))
+tok["model"]["merges"] = [" ".join(m) if isinstance(m, list) else m for m in tok["model"]["merges"]]
+json.dump(tok, open(sys.argv[1], "w"))
 PY
 
 common=(--documents "$work/docs/*.jsonl.gz" --tokenizer.eos_token_id 100257 --tokenizer.pad_token_id 100277

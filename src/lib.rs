@@ -7,10 +7,13 @@
 
 pub mod cli;
 pub mod config;
+pub mod data;
 pub mod dry_run;
 pub mod error;
 pub mod model;
+pub mod process_setup;
 pub mod progress;
+pub mod token_dtype;
 pub mod tokenize;
 
 pub use error::{Error, Result};

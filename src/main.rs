@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use olmo_train::cli::{execute, parse_args};
 
 fn main() -> ExitCode {
+    olmo_train::process_setup::tune_allocator();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())

@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 use serde_yaml::Value;
 
+pub use crate::token_dtype::TokenDType;
+
 /// OLMo-core's `TokenizerConfig`, with its presets (`src/olmo_core/data/tokenizer.py`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -101,16 +103,6 @@ impl Default for InstanceFilterConfig {
             repetition_max_count: 32,
         }
     }
-}
-
-/// `NumpyDatasetDType`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TokenDType {
-    Uint8,
-    Uint16,
-    Uint32,
-    Uint64,
 }
 
 /// `NumpyFSLDatasetConfig`: fixed-sequence-length training instances.

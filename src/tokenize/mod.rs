@@ -19,9 +19,10 @@ use rand::SeedableRng;
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
+use crate::token_dtype::TokenDType;
 use documents::{expand_document_globs, parse_document, python_strip, LineReader};
 use tokenizer::TextTokenizer;
-use writer::{publish, PartWriter, TokenWidth};
+use writer::{publish, PartWriter};
 
 /// Lines reported in full before the rest of the skipped lines are only counted.
 const SKIPS_REPORTED_IN_FULL: u64 = 5;
@@ -69,7 +70,7 @@ pub struct TokenizeArgs {
     pub processes: usize,
     /// Width of every token id in the output.
     #[arg(long, value_enum, default_value = "uint16")]
-    pub dtype: TokenWidth,
+    pub dtype: TokenDType,
     /// Largest .npy file in bytes before a new part starts (underscores allowed: 100_000_000).
     #[arg(long = "max_size", alias = "max-size", default_value = "1073741824", value_parser = parse_count)]
     pub max_size: u64,
@@ -213,10 +214,7 @@ fn check_width(tokenizer: &TextTokenizer, args: &TokenizeArgs) -> Result<()> {
     .max()
     .unwrap_or(0);
     if largest > args.dtype.max_id() {
-        let fits = [TokenWidth::Uint16, TokenWidth::Uint32]
-            .into_iter()
-            .find(|w| w.max_id() >= largest)
-            .unwrap_or(TokenWidth::Uint64);
+        let fits = TokenDType::for_vocab(largest.saturating_add(1));
         return Err(Error::Usage(format!(
             "--dtype {}: token ids of '{}' go up to {largest}, which does not fit; use --dtype {}",
             args.dtype.name(),

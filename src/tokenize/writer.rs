@@ -10,54 +10,7 @@ use std::path::{Path, PathBuf};
 use flate2::write::GzEncoder;
 
 use crate::error::{Error, Result};
-
-/// `--dtype`: the unsigned width of every token id in the output.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum TokenWidth {
-    Uint8,
-    Uint16,
-    Uint32,
-    Uint64,
-}
-
-impl TokenWidth {
-    pub fn bytes(self) -> u64 {
-        match self {
-            Self::Uint8 => 1,
-            Self::Uint16 => 2,
-            Self::Uint32 => 4,
-            Self::Uint64 => 8,
-        }
-    }
-
-    pub fn max_id(self) -> u64 {
-        match self {
-            Self::Uint8 => u8::MAX as u64,
-            Self::Uint16 => u16::MAX as u64,
-            Self::Uint32 => u32::MAX as u64,
-            Self::Uint64 => u64::MAX,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Uint8 => "uint8",
-            Self::Uint16 => "uint16",
-            Self::Uint32 => "uint32",
-            Self::Uint64 => "uint64",
-        }
-    }
-
-    fn push_le(self, id: u32, out: &mut Vec<u8>) {
-        match self {
-            // Ids were checked against `max_id` before writing began.
-            Self::Uint8 => out.push(id as u8),
-            Self::Uint16 => out.extend_from_slice(&(id as u16).to_le_bytes()),
-            Self::Uint32 => out.extend_from_slice(&id.to_le_bytes()),
-            Self::Uint64 => out.extend_from_slice(&u64::from(id).to_le_bytes()),
-        }
-    }
-}
+use crate::token_dtype::TokenDType;
 
 struct OpenPart {
     stem: String,
@@ -70,7 +23,7 @@ struct OpenPart {
 pub struct PartWriter {
     staging: PathBuf,
     prefix: String,
-    width: TokenWidth,
+    width: TokenDType,
     max_bytes: u64,
     next_index: usize,
     open: Option<OpenPart>,
@@ -79,7 +32,7 @@ pub struct PartWriter {
 }
 
 impl PartWriter {
-    pub fn new(staging: &Path, prefix: &str, width: TokenWidth, max_bytes: u64) -> Self {
+    pub fn new(staging: &Path, prefix: &str, width: TokenDType, max_bytes: u64) -> Self {
         Self {
             staging: staging.to_path_buf(),
             prefix: prefix.to_string(),
@@ -94,9 +47,9 @@ impl PartWriter {
 
     /// Appends one document's tokens (EOS/BOS already added) and its metadata row.
     pub fn write_document(&mut self, tokens: &[u32], id: &str, src: &str, line: u64) -> Result<()> {
-        let bytes = tokens.len() as u64 * self.width.bytes();
+        let bytes = (tokens.len() * self.width.bytes()) as u64;
         let full = self.open.as_ref().is_some_and(|p| {
-            p.tokens > 0 && p.tokens * self.width.bytes() + bytes > self.max_bytes
+            p.tokens > 0 && p.tokens * self.width.bytes() as u64 + bytes > self.max_bytes
         });
         if full {
             self.close_part()?;
@@ -106,7 +59,7 @@ impl PartWriter {
         }
         self.scratch.clear();
         for &t in tokens {
-            self.width.push_le(t, &mut self.scratch);
+            self.width.push_le(u64::from(t), &mut self.scratch);
         }
         let staging = self.staging.clone();
         let part = self
