@@ -5,10 +5,11 @@
 //! issues that build them.
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 use crate::config::overrides::Override;
 use crate::config::resolve::resolve_config;
-use crate::config::support::unsupported_settings;
 use crate::config::{ExampleOptions, TokenizerConfig};
 use crate::dry_run;
 use crate::error::{Error, Result};
@@ -221,37 +222,63 @@ fn apply_value_flag(train: &mut TrainArgs, flag: &str, value: String) -> Result<
     Ok(())
 }
 
-/// Runs a parsed command, writing what it prints to `out`.
-pub fn execute(command: Command, out: &mut dyn Write) -> Result<()> {
+/// What a command reports back to the binary beyond success.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Done,
+    /// A stop request (SIGINT/SIGTERM) ended the run early but cleanly.
+    Interrupted,
+}
+
+/// Runs a parsed command, writing what it prints to `out`; `stop` is raised by SIGINT/SIGTERM.
+pub fn execute(command: Command, out: &mut dyn Write, stop: Arc<AtomicBool>) -> Result<Outcome> {
     let write_err = |e: std::io::Error| Error::io("<stdout>", e);
-    match command {
-        Command::Help => out.write_all(USAGE.as_bytes()).map_err(write_err),
-        Command::ListModels => out.write_all(list_models().as_bytes()).map_err(write_err),
-        Command::Text(text) => out.write_all(text.as_bytes()).map_err(write_err),
+    let text = match command {
+        Command::Help => USAGE.to_string(),
+        Command::ListModels => list_models(),
+        Command::Text(text) => text,
         Command::Tokenize(args) => {
             let summary = tokenize::run(&args, &TerminalProgress::new())?;
-            let text = if args.dryrun {
+            if args.dryrun {
                 tokenize_dryrun_text(&args, &summary)
             } else {
                 tokenize_summary_text(&summary)
-            };
-            out.write_all(text.as_bytes()).map_err(write_err)
+            }
         }
         Command::Train(train) => {
             let config =
                 resolve_config(&train.opts, train.config_file.as_deref(), &train.overrides)?;
             if train.dry_run {
-                let text = dry_run::render(&config, &train.opts.model_factory);
-                return out.write_all(text.as_bytes()).map_err(write_err);
+                dry_run::render(&config, &train.opts.model_factory)
+            } else {
+                let summary = crate::train::train(&config, stop)?;
+                let text = train_summary_text(&summary);
+                out.write_all(text.as_bytes()).map_err(write_err)?;
+                return Ok(if summary.interrupted {
+                    Outcome::Interrupted
+                } else {
+                    Outcome::Done
+                });
             }
-            if let Some(first) = unsupported_settings(&config).into_iter().next() {
-                return Err(first.into());
-            }
-            Err(Error::Usage(
-                "training is not built yet in this version of olmo-train; use --dry-run to check a config".into(),
-            ))
         }
-    }
+    };
+    out.write_all(text.as_bytes()).map_err(write_err)?;
+    Ok(Outcome::Done)
+}
+
+fn train_summary_text(s: &crate::train::TrainSummary) -> String {
+    let last = s.losses.last().copied().unwrap_or(f64::NAN);
+    format!(
+        "{} {} steps ({} tokens) in {:.1} s; last train/CE loss {last:.4}\n",
+        if s.interrupted {
+            "stopped by a signal after"
+        } else {
+            "trained"
+        },
+        s.steps,
+        s.tokens,
+        s.seconds
+    )
 }
 
 fn tokenize_dryrun_text(args: &TokenizeArgs, summary: &TokenizeSummary) -> String {

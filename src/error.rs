@@ -44,6 +44,10 @@ pub enum Error {
     #[error("{}: {reason}", .path.display())]
     Input { path: PathBuf, reason: String },
 
+    /// A failure while training (a non-finite loss, a libtorch error), naming the step.
+    #[error("training stopped at step {step}: {reason}")]
+    Training { step: u64, reason: String },
+
     #[error("{}: {source}", .path.display())]
     Io {
         path: PathBuf,
@@ -61,7 +65,7 @@ fn suggestion_suffix(suggestion: &Option<String>) -> String {
 impl Error {
     /// True when the user's input is at fault (exit code 2); false for failures while running.
     pub fn is_usage(&self) -> bool {
-        !matches!(self, Error::Io { .. })
+        !matches!(self, Error::Io { .. } | Error::Training { .. })
     }
 
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {

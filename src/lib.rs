@@ -11,9 +11,11 @@ pub mod data;
 pub mod dry_run;
 pub mod error;
 pub mod model;
+pub mod optim;
 pub mod process_setup;
 pub mod progress;
 pub mod token_dtype;
 pub mod tokenize;
+pub mod train;
 
 pub use error::{Error, Result};

@@ -1,8 +1,11 @@
-//! The `olmo-train` binary: argv → logging → run → exit code. Everything else lives in the library.
+//! The `olmo-train` binary: argv → logging → signals → run → exit code. Everything else lives in the
+//! library.
 use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
-use olmo_train::cli::{execute, parse_args};
+use olmo_train::cli::{execute, parse_args, Outcome};
 
 fn main() -> ExitCode {
     olmo_train::process_setup::tune_allocator();
@@ -15,10 +18,18 @@ fn main() -> ExitCode {
         .init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let data_root = std::env::var("OLMO_DATA_ROOT").ok();
+    // The first SIGINT/SIGTERM asks the trainer to stop after the current step; a second one while
+    // the flag is already set exits at once.
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let _ = signal_hook::flag::register_conditional_shutdown(signal, 130, stop.clone());
+        let _ = signal_hook::flag::register(signal, stop.clone());
+    }
     let result = parse_args(&args, data_root)
-        .and_then(|command| execute(command, &mut std::io::stdout().lock()));
+        .and_then(|command| execute(command, &mut std::io::stdout().lock(), stop));
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Outcome::Done) => ExitCode::SUCCESS,
+        Ok(Outcome::Interrupted) => ExitCode::from(130),
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(if e.is_usage() { 2 } else { 1 })

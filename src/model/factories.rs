@@ -159,7 +159,23 @@ pub fn build_factory(name: &str, vocab_size: u64) -> Result<TransformerConfig> {
                 name: name.to_string(),
                 valid: factory_names().collect::<Vec<_>>().join(", "),
             })?;
-    Ok(llama_like(factory, vocab_size))
+    Ok(build(factory, vocab_size))
+}
+
+/// A Llama-2-style config that no factory names (tests and experiments): OLMo-core's `llama_like` with
+/// `rope_theta=10_000` and default block, norm and FFN sizing.
+pub fn llama_like(
+    d_model: u64,
+    n_layers: u64,
+    n_heads: u64,
+    n_kv_heads: Option<u64>,
+    vocab_size: u64,
+) -> TransformerConfig {
+    let f = Factory {
+        n_kv_heads,
+        ..row("llama_like", L2, d_model, n_layers, n_heads)
+    };
+    build(&f, vocab_size)
 }
 
 /// `ensure_multiple_of(x, of) = of * ceil(x / of)`.
@@ -176,7 +192,7 @@ fn ffn_hidden_size(d_model: u64, multiplier: Option<f64>, multiple_of: u64) -> u
     ensure_multiple_of(hidden, multiple_of)
 }
 
-fn llama_like(f: &Factory, vocab_size: u64) -> TransformerConfig {
+fn build(f: &Factory, vocab_size: u64) -> TransformerConfig {
     let (rope_theta, eps, qk_norm, block_name) = match f.family {
         Family::Llama { rope_theta } => (rope_theta, 1e-5, false, BlockName::Default),
         Family::Olmo2 | Family::Olmo3 => (500_000, 1e-6, true, BlockName::ReorderedNorm),

@@ -1,4 +1,11 @@
-//! Model definitions: the factory table (`TransformerConfig` classmethods of OLMo-core).
+//! Model definitions: the factory table (`TransformerConfig` classmethods of OLMo-core) and the
+//! transformer itself on libtorch.
+pub mod attention;
+pub mod block;
 pub mod factories;
+pub mod norm;
+pub mod rope;
+pub mod transformer;
 
 pub use factories::{build_factory, factory_names};
+pub use transformer::Transformer;

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Training throughput on this CPU: olmo-train against ai2-olmo-core 3.0.0 doing the same work (same
+# factory, the tokenized demo corpus, sequence 256, 2048 tokens a step, fp32, AdamW + cosine, clipping),
+# with the same number of torch threads. Reports tokens/s after the first step, time to first step
+# (process start to the end of step 1) and peak RSS. Models: olmo2_1M and olmo2_14M (dolma2 vocab).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+STEPS=${STEPS:-20}
+THREADS=${THREADS:-2}
+OUT=${OUT:-/tmp/olmo-train-bench-train}
+scripts/setup.sh
+scripts/reference/setup-ref.sh
+cargo build --release --quiet
+TOKENS=$OUT/tokens/part-0-00000.npy
+if [ ! -f "$TOKENS" ]; then
+    target/release/olmo-train tokenize --documents examples/data/kjv-train.jsonl.gz --destination "$OUT/tokens" \
+        --tokenizer.name_or_path allenai/dolma2-tokenizer --tokenizer.eos_token_id 100257 \
+        --tokenizer.pad_token_id 100277 --tokenizer.encode_special_tokens --dtype uint32 >/dev/null
+fi
+export OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
+for factory in olmo2_1M olmo2_14M; do
+    ours() { # steps
+        rm -rf "$OUT/run"
+        /usr/bin/time -f "%e %M" -o "$OUT/time" target/release/olmo-train bench --model-factory=$factory \
+            --config configs/olmo2-1M-cpu.yaml --dataset.paths="[$TOKENS]" --trainer.no_checkpoints \
+            --trainer.max_duration="{value: $1, unit: steps}" --trainer.metrics_collect_interval=1 \
+            --save-folder="$OUT/run" --work-dir="$OUT/run/cache" >/dev/null 2>&1
+    }
+    ours 1; first=$(cut -d' ' -f1 "$OUT/time")
+    ours "$STEPS"
+    python3 - "$OUT/run/metrics.jsonl" "$first" "$(cut -d' ' -f2 "$OUT/time")" "$factory" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+tps = rows[-1]["throughput/device/TPS (actual avg)"]
+print(f"olmo-train {sys.argv[4]}: time to first step {float(sys.argv[2]):.2f} s (whole 1-step run), {tps:.0f} tokens/s, peak RSS {int(sys.argv[3]) / 1024:.0f} MiB")
+PY
+    /usr/bin/time -f "%M" -o "$OUT/rss-ref" .venv-ref/bin/python scripts/reference/olmo_core_train_bench.py $factory "$TOKENS" "$STEPS" 2>/dev/null
+    echo "olmo-core $factory: peak RSS $(( $(cat "$OUT/rss-ref") / 1024 )) MiB"
+done

@@ -1,0 +1,66 @@
+//! Rotary position embeddings as OLMo-core's `RotaryEmbedding` (`name: default`): NeoX/HF
+//! "rotate half" layout, sin/cos of `cat(freqs, freqs)` built in fp32, applied in fp32
+//! (`full_precision`) and cast back. Positions restart at 0 for every document when the batch
+//! carries document lengths (intra-document masking).
+use tch::{Device, Kind, Tensor};
+
+pub struct Rope {
+    head_dim: i64,
+    theta: f64,
+}
+
+impl Rope {
+    pub fn new(head_dim: i64, theta: f64) -> Self {
+        Self { head_dim, theta }
+    }
+
+    /// `inv_freq = 1 / theta ** (arange(0, dim, 2) / dim)` in fp32, as `compute_inv_freqs`.
+    fn inv_freq(&self, device: Device) -> Tensor {
+        let exponents = Tensor::arange_start_step(0, self.head_dim, 2, (Kind::Float, device))
+            / (self.head_dim as f64);
+        Tensor::pow_scalar(self.theta, &exponents).reciprocal()
+    }
+
+    /// `(sin, cos)` of shape `[positions, head_dim]` for the given float positions.
+    fn tables(&self, positions: &Tensor) -> (Tensor, Tensor) {
+        let freqs = positions.unsqueeze(1) * self.inv_freq(positions.device()).unsqueeze(0);
+        let emb = Tensor::cat(&[&freqs, &freqs], -1);
+        (emb.sin(), emb.cos())
+    }
+
+    /// Position of every token: `0..T` for each row, or restarting per document when `doc_lens`
+    /// (`[B, max_docs]`, zero-padded) is given. Shape `[B or 1, T]`, fp32.
+    pub fn positions(t: i64, doc_lens: Option<&Tensor>, device: Device) -> Tensor {
+        match doc_lens {
+            None => Tensor::arange(t, (Kind::Float, device)).unsqueeze(0),
+            Some(lens) => {
+                let lens: Vec<Vec<i64>> =
+                    Vec::<Vec<i64>>::try_from(lens.to_device(Device::Cpu)).unwrap_or_default();
+                let rows: Vec<f32> = lens
+                    .iter()
+                    .flat_map(|row| {
+                        row.iter()
+                            .filter(|&&l| l > 0)
+                            .flat_map(|&l| (0..l).map(|p| p as f32))
+                    })
+                    .collect();
+                Tensor::from_slice(&rows)
+                    .view([lens.len() as i64, t])
+                    .to_device(device)
+            }
+        }
+    }
+
+    /// Applies RoPE to `x` of shape `[B, T, H, head_dim]` at `positions` (`[B or 1, T]`).
+    pub fn apply(&self, x: &Tensor, positions: &Tensor) -> Tensor {
+        let dtype = x.kind();
+        let (b, t) = (positions.size()[0], positions.size()[1]);
+        let (sin, cos) = self.tables(&positions.reshape([-1]));
+        let sin = sin.view([b, t, 1, self.head_dim]);
+        let cos = cos.view([b, t, 1, self.head_dim]);
+        let xf = x.to_kind(Kind::Float);
+        let halves = xf.chunk(2, -1);
+        let rotated = Tensor::cat(&[&(-&halves[1]), &halves[0]], -1);
+        (&xf * cos + rotated * sin).to_kind(dtype)
+    }
+}

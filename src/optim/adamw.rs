@@ -1,0 +1,156 @@
+//! AdamW as `torch.optim.AdamW` computes it on CPU (the single-tensor path), with OLMo-core's parameter
+//! groups: one group per `group_overrides` entry (fnmatch patterns over parameter names) followed by a
+//! default group with the rest. The state (step, exp_avg, exp_avg_sq) is ours, so checkpoints can hold it.
+use tch::Tensor;
+
+use crate::config::train_module::AdamWConfig;
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParamGroup {
+    /// Indices into the optimizer's parameter list.
+    pub params: Vec<usize>,
+    pub lr: f64,
+    pub initial_lr: f64,
+    pub weight_decay: f64,
+    pub betas: (f64, f64),
+    pub eps: f64,
+}
+
+pub struct ParamState {
+    pub step: f64,
+    pub exp_avg: Tensor,
+    pub exp_avg_sq: Tensor,
+}
+
+pub struct AdamW {
+    pub params: Vec<(String, Tensor)>,
+    pub groups: Vec<ParamGroup>,
+    pub state: Vec<Option<ParamState>>,
+}
+
+impl AdamW {
+    pub fn new(params: Vec<(String, Tensor)>, cfg: &AdamWConfig) -> Result<Self> {
+        let mut assigned = vec![false; params.len()];
+        let mut groups = Vec::new();
+        for (i, o) in cfg.group_overrides.iter().flatten().enumerate() {
+            let members: Vec<usize> = (0..params.len())
+                .filter(|&p| {
+                    !assigned[p] && o.params.iter().any(|pat| glob_match(pat, &params[p].0))
+                })
+                .collect();
+            if members.is_empty() {
+                return Err(Error::InvalidValue {
+                    path: format!("train_module.optim.group_overrides.{i}.params"),
+                    reason: format!(
+                        "{:?} matches no parameter (names look like 'embeddings.weight')",
+                        o.params
+                    ),
+                });
+            }
+            members.iter().for_each(|&p| assigned[p] = true);
+            let mut group = default_group(cfg, members);
+            for (k, v) in &o.opts {
+                let key = k.as_str().unwrap_or_default();
+                let num = v.as_f64().ok_or_else(|| Error::InvalidValue {
+                    path: format!("train_module.optim.group_overrides.{i}.opts.{key}"),
+                    reason: "expected a number".into(),
+                })?;
+                match key {
+                    "weight_decay" => group.weight_decay = num,
+                    "lr" => {
+                        group.lr = num;
+                        group.initial_lr = num;
+                    }
+                    "eps" => group.eps = num,
+                    other => {
+                        return Err(Error::NotSupported {
+                            path: format!("train_module.optim.group_overrides.{i}.opts.{other}"),
+                            value: num.to_string(),
+                            hint: "per-group options built: lr, weight_decay, eps".into(),
+                        })
+                    }
+                }
+            }
+            groups.push(group);
+        }
+        let rest: Vec<usize> = (0..params.len()).filter(|&p| !assigned[p]).collect();
+        if !rest.is_empty() {
+            groups.push(default_group(cfg, rest));
+        }
+        let state = (0..params.len()).map(|_| None).collect();
+        Ok(Self {
+            params,
+            groups,
+            state,
+        })
+    }
+
+    /// One AdamW update of every parameter that has a gradient.
+    pub fn step(&mut self) {
+        tch::no_grad(|| {
+            for g in &self.groups {
+                let (beta1, beta2) = g.betas;
+                for &p in &g.params {
+                    let mut param = self.params[p].1.shallow_clone();
+                    let grad = param.grad();
+                    if !grad.defined() {
+                        continue;
+                    }
+                    let st = self.state[p].get_or_insert_with(|| ParamState {
+                        step: 0.0,
+                        exp_avg: param.zeros_like(),
+                        exp_avg_sq: param.zeros_like(),
+                    });
+                    st.step += 1.0;
+                    let _ = param.g_mul_scalar_(1.0 - g.lr * g.weight_decay);
+                    let _ = st.exp_avg.lerp_(&grad, 1.0 - beta1);
+                    // `addcmul_(grad, grad, value=1-beta2)`: the kernel computes (value*grad)*grad.
+                    let _ = st.exp_avg_sq.g_mul_scalar_(beta2);
+                    let _ = st.exp_avg_sq.addcmul_(&(&grad * (1.0 - beta2)), &grad);
+                    let bias_correction1 = 1.0 - beta1.powf(st.step);
+                    let bias_correction2 = 1.0 - beta2.powf(st.step);
+                    let step_size = g.lr / bias_correction1;
+                    let denom = (st.exp_avg_sq.sqrt() / bias_correction2.sqrt()) + g.eps;
+                    // `addcdiv_(exp_avg, denom, value=-step_size)`: (value*exp_avg)/denom.
+                    let _ = param.addcdiv_(&(&st.exp_avg * -step_size), &denom);
+                }
+            }
+        });
+    }
+
+    /// `zero_grad(set_to_none=True)`.
+    pub fn zero_grad(&mut self) {
+        for (_, p) in &self.params {
+            let mut g = p.grad();
+            if g.defined() {
+                let _ = g.detach_();
+                let _ = g.zero_();
+            }
+        }
+    }
+}
+
+fn default_group(cfg: &AdamWConfig, params: Vec<usize>) -> ParamGroup {
+    ParamGroup {
+        params,
+        lr: cfg.lr,
+        initial_lr: cfg.lr,
+        weight_decay: cfg.weight_decay,
+        betas: cfg.betas,
+        eps: cfg.eps,
+    }
+}
+
+/// Python's `fnmatch` on parameter names: `*` and `?`, no path semantics.
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    glob::Pattern::new(pattern).is_ok_and(|p| {
+        p.matches_with(
+            name,
+            glob::MatchOptions {
+                require_literal_separator: false,
+                ..Default::default()
+            },
+        )
+    })
+}

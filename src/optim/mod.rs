@@ -1,0 +1,7 @@
+//! Optimization: AdamW over our own (checkpointable) state, OLMo-core's LR schedulers, and
+//! gradient-norm clipping.
+pub mod adamw;
+pub mod clip;
+pub mod scheduler;
+
+pub use adamw::AdamW;

@@ -1,0 +1,168 @@
+//! OLMo-core's `TransformerTrainModule` for one rank: owns the model, the optimizer and the LR
+//! schedule. `train_batch` splits the rank batch into micro-batches of `rank_microbatch_size` tokens,
+//! each loss divided by the whole rank batch's loss-token count, and accumulates gradients;
+//! `optim_step` clips, sets each group's LR and steps. Metrics stay on the device as tensors.
+use tch::{Device, Kind, Tensor};
+
+use super::loss::{labels, lm_loss};
+use crate::config::train_module::{OptimConfig, SchedulerConfig, TransformerTrainModuleConfig};
+use crate::data::Batch;
+use crate::error::{Error, Result};
+use crate::model::Transformer;
+use crate::optim::clip::{clip_grad_norm, grad_norm};
+use crate::optim::scheduler::lr_at;
+use crate::optim::AdamW;
+
+/// Device tensors of one step, read back to the host only when metrics are collected.
+pub struct StepOutputs {
+    pub ce_loss: Tensor,
+    pub z_loss: Option<Tensor>,
+    pub grad_norm: Option<Tensor>,
+    pub masked_labels: Tensor,
+    pub masked_instances: Option<Tensor>,
+    pub lrs: Vec<f64>,
+}
+
+pub struct TrainModule {
+    pub model: Transformer,
+    pub optim: AdamW,
+    scheduler: Option<SchedulerConfig>,
+    microbatch_instances: i64,
+    max_grad_norm: Option<f64>,
+    z_loss_multiplier: Option<f64>,
+    ignore_index: i64,
+    device: Device,
+}
+
+impl TrainModule {
+    pub fn new(
+        cfg: &TransformerTrainModuleConfig,
+        model: Transformer,
+        sequence_length: u64,
+        device: Device,
+    ) -> Result<Self> {
+        if cfg.rank_microbatch_size < sequence_length
+            || cfg.rank_microbatch_size % sequence_length != 0
+        {
+            return Err(Error::InvalidValue {
+                path: "train_module.rank_microbatch_size".into(),
+                reason: format!(
+                    "{} tokens must be a positive multiple of the sequence length ({sequence_length})",
+                    cfg.rank_microbatch_size
+                ),
+            });
+        }
+        let OptimConfig::AdamW(adamw) = &cfg.optim;
+        let params = model
+            .named_parameters()
+            .iter()
+            .map(|(n, t)| (n.clone(), t.shallow_clone()))
+            .collect();
+        let optim = AdamW::new(params, adamw)?;
+        Ok(Self {
+            model,
+            optim,
+            scheduler: cfg.scheduler.clone(),
+            microbatch_instances: (cfg.rank_microbatch_size / sequence_length) as i64,
+            max_grad_norm: cfg.max_grad_norm,
+            z_loss_multiplier: cfg.z_loss_multiplier,
+            ignore_index: cfg.label_ignore_index,
+            device,
+        })
+    }
+
+    /// Forward and backward over the rank batch, in micro-batches; gradients accumulate.
+    pub fn train_batch(&mut self, batch: &Batch) -> StepOutputs {
+        let input_ids = batch.input_ids.to_device(self.device);
+        let label_mask = batch.label_mask.as_ref().map(|m| m.to_device(self.device));
+        let instance_mask = batch
+            .instance_mask
+            .as_ref()
+            .map(|m| m.to_device(self.device));
+        let doc_lens = batch.doc_lens.as_ref().map(|d| d.to_device(self.device));
+        let labels = labels(
+            &input_ids,
+            label_mask.as_ref(),
+            instance_mask.as_ref(),
+            self.ignore_index,
+        );
+        let (n, t) = input_ids.size2().unwrap_or((0, 0));
+        let mut div = labels.ne(self.ignore_index).sum(Kind::Int64);
+        let masked_labels =
+            (labels.eq(self.ignore_index).sum(Kind::Float) / (n * t) as f64).detach();
+        let masked_instances = instance_mask
+            .as_ref()
+            .map(|m| m.logical_not().to_kind(Kind::Float).mean(Kind::Float));
+        if let Some(m) = &instance_mask {
+            // OLMo-core counts a masked instance's tokens in the denominator.
+            div += m.logical_not().sum(Kind::Int64) * t;
+        }
+        let div = div.to_kind(Kind::Float);
+        let mut ce_total = Tensor::zeros([], (Kind::Float, self.device));
+        let mut z_total = self
+            .z_loss_multiplier
+            .map(|_| Tensor::zeros([], (Kind::Float, self.device)));
+        let mut start = 0;
+        while start < n {
+            let len = self.microbatch_instances.min(n - start);
+            let ids = input_ids.narrow(0, start, len);
+            let lab = labels.narrow(0, start, len);
+            let docs = doc_lens.as_ref().map(|d| d.narrow(0, start, len));
+            let hidden = self.model.forward_hidden(&ids, docs.as_ref());
+            let head = self.model.lm_head_weight();
+            let parts = lm_loss(
+                &hidden,
+                head,
+                &lab,
+                self.ignore_index,
+                self.z_loss_multiplier,
+                &div,
+            );
+            ce_total += &parts.ce;
+            if let (Some(total), Some(z)) = (z_total.as_mut(), &parts.z) {
+                *total += z;
+            }
+            parts.backward.backward();
+            start += len;
+        }
+        StepOutputs {
+            ce_loss: ce_total,
+            z_loss: z_total,
+            grad_norm: None,
+            masked_labels,
+            masked_instances,
+            lrs: Vec::new(),
+        }
+    }
+
+    /// Clip, set the LR of every group for `current` of `t_max` (steps or tokens), step, zero grads.
+    pub fn optim_step(&mut self, out: &mut StepOutputs, current: u64, t_max: u64) -> Result<()> {
+        out.grad_norm = Some(match self.max_grad_norm {
+            Some(max) => clip_grad_norm(&self.optim.params, max),
+            None => grad_norm(&self.optim.params),
+        });
+        for g in &mut self.optim.groups {
+            if let Some(s) = &self.scheduler {
+                g.lr = lr_at(s, g.initial_lr, current, t_max)?;
+            }
+            out.lrs.push(g.lr);
+        }
+        self.optim.step();
+        self.optim.zero_grad();
+        Ok(())
+    }
+
+    /// Whether the schedule counts tokens rather than steps.
+    pub fn schedule_in_tokens(&self) -> bool {
+        use crate::config::train_module::SchedulerUnits;
+        let units = match &self.scheduler {
+            Some(SchedulerConfig::Constant(s)) => s.units,
+            Some(SchedulerConfig::ConstantWithWarmup(s)) => s.units,
+            Some(SchedulerConfig::Wsd(s)) => s.units,
+            Some(SchedulerConfig::LinearWithWarmup(s)) => s.units,
+            Some(SchedulerConfig::CosWithWarmup(s)) => s.units,
+            None => SchedulerUnits::Steps,
+        };
+        units == SchedulerUnits::Tokens
+    }
+}

@@ -1,0 +1,207 @@
+//! Numerical parity with ai2-olmo-core 3.0.0 on CPU in fp32 (fixtures from
+//! `scripts/reference/olmo_core_train.py`): the same initial weights from the same seed, the same logits
+//! for the same weights, and over 20 training steps the same losses, LRs and gradient norms.
+use olmo_train::config::model::TransformerConfig;
+use olmo_train::config::train_module::{
+    AdamWConfig, CosWithWarmup, OptimConfig, OptimGroupOverride, SchedulerConfig,
+    TransformerTrainModuleConfig,
+};
+use olmo_train::data::Batch;
+use olmo_train::model::factories::{build_factory, llama_like};
+use olmo_train::model::Transformer;
+use olmo_train::train::train_module::TrainModule;
+use serde_json::Value;
+use tch::{Device, Kind, Tensor};
+
+const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/train");
+
+fn config(name: &str) -> TransformerConfig {
+    match name {
+        "olmo2" => build_factory("olmo2_1M", 512).unwrap(),
+        _ => llama_like(16, 2, 4, Some(2), 512),
+    }
+}
+
+fn load(path: &str) -> Vec<(String, Tensor)> {
+    Tensor::read_safetensors(path).unwrap()
+}
+
+fn load_into(model: &Transformer, weights: &[(String, Tensor)]) {
+    tch::no_grad(|| {
+        for (name, p) in model.named_parameters() {
+            let (_, w) = weights
+                .iter()
+                .find(|(n, _)| n == name)
+                .unwrap_or_else(|| panic!("{name} missing"));
+            p.shallow_clone().copy_(w);
+        }
+    });
+}
+
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
+    (a - b).abs().max().double_value(&[])
+}
+
+#[test]
+fn parameter_names_and_order_match_olmo_core() {
+    for name in ["olmo2", "llama2"] {
+        let want: Value = serde_json::from_str(
+            &std::fs::read_to_string(format!("{DIR}/{name}-train.json")).unwrap(),
+        )
+        .unwrap();
+        let model = Transformer::new(&config(name), Device::Cpu).unwrap();
+        let ours: Vec<&str> = model
+            .named_parameters()
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect();
+        let theirs: Vec<&str> = want["param_names"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert_eq!(ours, theirs, "{name}");
+    }
+}
+
+#[test]
+fn init_weights_equal_olmo_cores_for_the_same_seed() {
+    for name in ["olmo2", "llama2"] {
+        let model = Transformer::new(&config(name), Device::Cpu).unwrap();
+        model.init_weights(0);
+        for (n, w) in load(&format!("{DIR}/{name}-init.safetensors")) {
+            let (_, p) = model
+                .named_parameters()
+                .iter()
+                .find(|(pn, _)| *pn == n)
+                .unwrap();
+            assert!(
+                max_abs_diff(p, &w) < 1e-7,
+                "{name} {n}: {}",
+                max_abs_diff(p, &w)
+            );
+        }
+    }
+}
+
+#[test]
+fn logits_match_to_1e_5_relative() {
+    for name in ["olmo2", "llama2"] {
+        let model = Transformer::new(&config(name), Device::Cpu).unwrap();
+        load_into(&model, &load(&format!("{DIR}/{name}-init.safetensors")));
+        let fixture = load(&format!("{DIR}/{name}-logits.safetensors"));
+        let get = |k: &str| {
+            fixture
+                .iter()
+                .find(|(n, _)| n == k)
+                .unwrap()
+                .1
+                .shallow_clone()
+        };
+        let logits = tch::no_grad(|| model.forward(&get("input_ids"), None));
+        let want = get("logits");
+        let rel = ((&logits - &want).abs() / (want.abs() + 1e-6))
+            .max()
+            .double_value(&[]);
+        let close = logits.allclose(&want, 1e-5, 1e-6, false);
+        assert!(close, "{name}: max relative difference {rel}");
+    }
+}
+
+#[test]
+fn twenty_training_steps_match_losses_lrs_and_grad_norms() {
+    for name in ["olmo2", "llama2"] {
+        let want: Value = serde_json::from_str(
+            &std::fs::read_to_string(format!("{DIR}/{name}-train.json")).unwrap(),
+        )
+        .unwrap();
+        let model = Transformer::new(&config(name), Device::Cpu).unwrap();
+        load_into(&model, &load(&format!("{DIR}/{name}-init.safetensors")));
+        let cfg = TransformerTrainModuleConfig {
+            rank_microbatch_size: 2 * 32,
+            max_sequence_length: 32,
+            optim: OptimConfig::AdamW(AdamWConfig {
+                lr: 3e-3,
+                betas: (0.9, 0.95),
+                weight_decay: 0.1,
+                group_overrides: Some(vec![OptimGroupOverride {
+                    params: vec!["embeddings.weight".into()],
+                    opts: [("weight_decay".into(), serde_yaml::Value::from(0.0))]
+                        .into_iter()
+                        .collect(),
+                }]),
+                ..Default::default()
+            }),
+            max_grad_norm: Some(1.0),
+            scheduler: Some(SchedulerConfig::CosWithWarmup(CosWithWarmup::with_warmup(
+                5,
+            ))),
+            z_loss_multiplier: want["z_loss_multiplier"].as_f64(),
+            ..Default::default()
+        };
+        let mut module = TrainModule::new(&cfg, model, 32, Device::Cpu).unwrap();
+        for (i, (ids, step)) in want["batches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(want["steps"].as_array().unwrap())
+            .enumerate()
+        {
+            let rows: Vec<Vec<i64>> = serde_json::from_value(ids.clone()).unwrap();
+            let flat: Vec<i64> = rows.concat();
+            let batch = Batch {
+                input_ids: Tensor::from_slice(&flat).view([rows.len() as i64, 32]),
+                label_mask: None,
+                instance_mask: None,
+                doc_lens: None,
+                max_doc_lens: None,
+                index: Vec::new(),
+                files: Vec::new(),
+            };
+            let mut out = module.train_batch(&batch);
+            module.optim_step(&mut out, i as u64 + 1, 20).unwrap();
+            let ce = out.ce_loss.double_value(&[]);
+            assert!(
+                (ce - step["ce_loss"].as_f64().unwrap()).abs() < 1e-4,
+                "{name} step {}: loss {ce} vs {}",
+                i + 1,
+                step["ce_loss"]
+            );
+            if let Some(z) = step["z_loss"].as_f64() {
+                assert!(
+                    (out.z_loss.as_ref().unwrap().double_value(&[]) - z).abs() < 1e-6,
+                    "{name} step {} z-loss",
+                    i + 1
+                );
+            }
+            let gn = out.grad_norm.as_ref().unwrap().double_value(&[]);
+            let want_gn = step["grad_norm"].as_f64().unwrap();
+            assert!(
+                (gn - want_gn).abs() <= 1e-4 * want_gn.max(1.0),
+                "{name} step {}: grad norm {gn} vs {want_gn}",
+                i + 1
+            );
+            let lrs: Vec<f64> = step["lrs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .collect();
+            assert_eq!(out.lrs.len(), lrs.len());
+            for (a, b) in out.lrs.iter().zip(&lrs) {
+                assert!(
+                    (a - b).abs() <= 1e-15,
+                    "{name} step {}: lr {a} vs {b}",
+                    i + 1
+                );
+            }
+        }
+        let final_weights = load(&format!("{DIR}/{name}-final.safetensors"));
+        for (n, p) in module.model.named_parameters() {
+            let (_, w) = final_weights.iter().find(|(fn_, _)| fn_ == n).unwrap();
+            let d = max_abs_diff(&p.to_kind(Kind::Float), w);
+            assert!(d < 1e-5, "{name} {n} differs by {d} after 20 steps");
+        }
+    }
+}
