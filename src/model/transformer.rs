@@ -181,6 +181,9 @@ impl Transformer {
     /// (embeddings; per block w_q, w_k, w_v, w_out, w1, w3, w2; the LM head), each weight drawn from a
     /// normal truncated at ±3σ exactly as `torch.nn.init.trunc_normal_` does.
     pub fn init_weights(&self, seed: u64) {
+        // libtorch's default generator is process-wide: hold it for the whole sequence of draws.
+        static GENERATOR: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _guard = GENERATOR.lock().unwrap_or_else(|e| e.into_inner());
         self.reset_norms();
         tch::manual_seed(seed as i64);
         tch::no_grad(|| {
