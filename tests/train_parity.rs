@@ -213,18 +213,24 @@ fn document_masking_equals_separate_documents() {
         let model = Transformer::new(&config(name), Device::Cpu).unwrap();
         model.init_weights(0);
         // Fixed ids: libtorch's global generator is shared with the init tests running in parallel.
-        let ids = Tensor::from_slice(&(0..24).map(|i| (i * 37 + 11) % 500).collect::<Vec<i64>>()).view([1, 24]);
+        let ids = Tensor::from_slice(&(0..24).map(|i| (i * 37 + 11) % 500).collect::<Vec<i64>>())
+            .view([1, 24]);
         let doc_lens = Tensor::from_slice(&[10i64, 9, 5]).view([1, 3]);
         let packed = tch::no_grad(|| model.forward(&ids, Some(&doc_lens)));
         let mut start = 0;
         for len in [10i64, 9, 5] {
             let alone = tch::no_grad(|| model.forward(&ids.narrow(1, start, len), None));
             let part = packed.narrow(1, start, len);
-            assert!(part.allclose(&alone, 1e-5, 1e-5, false), "{name}: document at {start} differs");
+            assert!(
+                part.allclose(&alone, 1e-5, 1e-5, false),
+                "{name}: document at {start} differs"
+            );
             start += len;
         }
         // Without the mask, later documents see earlier ones.
         let unmasked = tch::no_grad(|| model.forward(&ids, None));
-        assert!(!unmasked.narrow(1, 10, 9).allclose(&packed.narrow(1, 10, 9), 1e-5, 1e-5, false));
+        assert!(!unmasked
+            .narrow(1, 10, 9)
+            .allclose(&packed.narrow(1, 10, 9), 1e-5, 1e-5, false));
     }
 }

@@ -304,9 +304,17 @@ fn check_train_module(c: &mut Checker, config: &ExperimentConfig) {
             dp.name,
             "sharded data parallel (fsdp/hsdp) is not built; use {name: ddp}",
         );
-        c.set(&dp.param_dtype, "train_module.dp_config.param_dtype", "mixed precision is not built yet; leave it null (fp32)");
+        c.set(
+            &dp.param_dtype,
+            "train_module.dp_config.param_dtype",
+            "mixed precision is not built yet; leave it null (fp32)",
+        );
     }
-    c.set(&t.autocast_precision, "train_module.autocast_precision", "bf16 autocast is not built yet; leave it null (fp32)");
+    c.set(
+        &t.autocast_precision,
+        "train_module.autocast_precision",
+        "bf16 autocast is not built yet; leave it null (fp32)",
+    );
 }
 
 fn check_trainer(c: &mut Checker, config: &ExperimentConfig) {

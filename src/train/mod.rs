@@ -1,5 +1,6 @@
 //! Training: OLMo-core's train module (model, optimizer, schedule, micro-batches), trainer loop
 //! (durations, metrics, console, metrics.jsonl) and the entry point that wires them from a config.
+pub mod checkpointer;
 pub mod duration;
 pub mod loss;
 pub mod metrics;

@@ -1,15 +1,18 @@
 //! `olmo-train RUN_NAME ...` without `--dry-run`: OLMo-core's `train(config)` for one process:
 //! seed, build the model, data and train module, then fit.
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use tch::Device;
 
+use super::checkpointer::Checkpointer;
 use super::train_module::TrainModule;
 use super::trainer::{TrainSummary, Trainer, TrainerOptions};
+use crate::checkpoint::{self, layout, TrainerState};
 use crate::config::callbacks::ConsoleLoggerCallback;
 use crate::config::support::unsupported_settings;
+use crate::config::trainer::LoadStrategy;
 use crate::config::ExperimentConfig;
 use crate::data::build::{build_fsl_dataset, build_loader};
 use crate::error::{Error, Result};
@@ -88,7 +91,16 @@ pub fn train(config: &ExperimentConfig, stop: Arc<AtomicBool>) -> Result<TrainSu
         loader.total_batches(),
         loader.global_batch_size()
     );
-    let module = TrainModule::new(&config.train_module, model, seq, device)?;
+    let data_paths = loader
+        .dataset()
+        .spec()
+        .paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    let mut module = TrainModule::new(&config.train_module, model, seq, device)?;
+    let save_folder = PathBuf::from(&config.trainer.save_folder);
+    let loaded = load_start_state(config, &save_folder, &mut module)?;
     let console = config
         .trainer
         .callbacks
@@ -101,13 +113,102 @@ pub fn train(config: &ExperimentConfig, stop: Arc<AtomicBool>) -> Result<TrainSu
         metrics_collect_interval: config.trainer.metrics_collect_interval,
         console_metrics: console_patterns(&console),
         console_log_interval: console.metrics_log_interval.unwrap_or(console.log_interval),
-        save_folder: PathBuf::from(&config.trainer.save_folder),
+        save_folder: save_folder.clone(),
+        config_json: serde_json::to_string_pretty(config).unwrap_or_default(),
+        data_paths,
     };
-    let mut trainer = Trainer::new(opts, module, loader, stop)?;
+    let checkpointing = (!config.trainer.no_checkpoints)
+        .then(|| config.trainer.callbacks.checkpointer.clone())
+        .flatten()
+        .filter(|c| c.enabled);
+    let saved = Checkpointer::saved_from_state(
+        loaded
+            .as_ref()
+            .and_then(|s| s.callbacks.get("checkpointer")),
+    );
+    let checkpointer = Checkpointer::new(
+        checkpointing,
+        save_folder,
+        config.trainer.save_overwrite,
+        saved,
+    );
+    let mut trainer = Trainer::new(opts, module, loader, stop, checkpointer)?;
+    if let Some(state) = &loaded {
+        trainer.resume(state)?;
+    }
     if let Some(s) = &config.train_module.scheduler {
         crate::optim::scheduler::validate(s, trainer.max_steps())?;
     }
     trainer.fit()
+}
+
+/// What the run starts from (OLMo-core's `maybe_load_checkpoint` then `load_path`): the latest
+/// checkpoint in the save folder (weights, optimizer and trainer state), unless `load_strategy: never`
+/// or `no_checkpoints`; else `load_path` (weights, and the optimizer state when present; trainer state
+/// only with `load_trainer_state`). Returns the trainer state to resume, if any.
+fn load_start_state(
+    config: &ExperimentConfig,
+    save_folder: &Path,
+    module: &mut TrainModule,
+) -> Result<Option<TrainerState>> {
+    let t = &config.trainer;
+    for stale in layout::stale_temp_dirs(save_folder) {
+        tracing::warn!(
+            "removing the unfinished checkpoint {} (a save was interrupted)",
+            stale.display()
+        );
+        let _ = std::fs::remove_dir_all(&stale);
+    }
+    let started = std::time::Instant::now();
+    if !t.no_checkpoints && t.load_strategy != LoadStrategy::Never {
+        if let Some((_, dir)) = layout::latest_checkpoint(save_folder) {
+            tracing::info!("loading checkpoint from {}", dir.display());
+            checkpoint::load_model(&dir, module.model.named_parameters())?;
+            checkpoint::load_optim(&dir, &mut module.optim)?;
+            let state = checkpoint::load_trainer_state(&dir)?;
+            tracing::info!(
+                "checkpoint/load_duration_s={:.3}",
+                started.elapsed().as_secs_f64()
+            );
+            return Ok(Some(state));
+        }
+    }
+    let Some(load_path) = config.load_path.as_deref().or(t.load_path.as_deref()) else {
+        if t.load_strategy == LoadStrategy::Always {
+            return Err(Error::Usage(format!(
+                "trainer.load_strategy is 'always' but {} has no checkpoint and no load_path is set",
+                save_folder.display()
+            )));
+        }
+        return Ok(None);
+    };
+    let dir = layout::resolve(Path::new(load_path)).ok_or_else(|| Error::InvalidValue {
+        path: "load_path".into(),
+        reason: format!("'{load_path}' is not a checkpoint (no .metadata.json and model weights) and holds none"),
+    })?;
+    tracing::info!(
+        "loading checkpoint from {} (no checkpoint in the save folder)",
+        dir.display()
+    );
+    checkpoint::load_model(&dir, module.model.named_parameters())?;
+    if t.load_optim_state.unwrap_or(true) && dir.join(layout::OPTIM_STATE).is_file() {
+        checkpoint::load_optim(&dir, &mut module.optim)?;
+    }
+    let with_trainer = config.load_trainer_state || t.load_trainer_state.unwrap_or(false);
+    let state = if with_trainer && dir.join(layout::TRAINER_STATE).is_file() {
+        Some(checkpoint::load_trainer_state(&dir)?)
+    } else {
+        None
+    };
+    tracing::info!(
+        "checkpoint/load_duration_s={:.3}",
+        started.elapsed().as_secs_f64()
+    );
+    // A fine-tuning run manages its own checkpoints: the source's list stays with the source.
+    Ok(state.map(|mut s| {
+        s.callbacks.remove("checkpointer");
+        s
+    }))
 }
 
 fn console_patterns(c: &ConsoleLoggerCallback) -> Vec<String> {
@@ -123,9 +224,6 @@ fn warn_not_built(config: &ExperimentConfig) {
     }
     if cb.downstream_evaluator.as_ref().is_some_and(|c| c.enabled) && !config.trainer.no_evals {
         off.push("downstream_evaluator");
-    }
-    if cb.checkpointer.as_ref().is_some_and(|c| c.enabled) && !config.trainer.no_checkpoints {
-        off.push("checkpointer");
     }
     if cb.wandb.as_ref().is_some_and(|c| c.enabled) {
         off.push("wandb");

@@ -10,9 +10,11 @@ use std::time::Instant;
 
 use tch::{Device, Kind, Tensor};
 
+use super::checkpointer::Checkpointer;
 use super::duration::{is_due, max_steps, Progress};
 use super::metrics::{console_block, format_eta, jsonl_line, StepMetrics};
 use super::train_module::{StepOutputs, TrainModule};
+use crate::checkpoint::{self, Snapshot, TrainerState};
 use crate::config::trainer::Duration;
 use crate::data::DataLoader;
 use crate::error::{Error, Result};
@@ -25,8 +27,11 @@ pub struct TrainerOptions {
     /// Console metric patterns (`console_logger.metrics`) and its interval.
     pub console_metrics: Vec<String>,
     pub console_log_interval: u64,
-    /// Where `metrics.jsonl` goes (the save folder).
+    /// Where `metrics.jsonl` and checkpoints go.
     pub save_folder: PathBuf,
+    /// The resolved config and the dataset's files, stored with every checkpoint.
+    pub config_json: String,
+    pub data_paths: Vec<String>,
 }
 
 /// How a run ended.
@@ -61,6 +66,7 @@ pub struct Trainer {
     /// When the first step ended (throughput averages exclude it, as OLMo-core does).
     first_step_end: Option<Instant>,
     tokens_after_first: u64,
+    checkpointer: Checkpointer,
 }
 
 impl Trainer {
@@ -69,6 +75,7 @@ impl Trainer {
         module: TrainModule,
         loader: DataLoader,
         stop: Arc<AtomicBool>,
+        checkpointer: Checkpointer,
     ) -> Result<Self> {
         let max_steps = max_steps(
             &opts.max_duration,
@@ -99,7 +106,73 @@ impl Trainer {
             started: Instant::now(),
             first_step_end: None,
             tokens_after_first: 0,
+            checkpointer,
         })
+    }
+
+    /// Continues from a checkpoint's trainer state: step, tokens, epoch and the exact data position.
+    /// Metrics logged after that step by the interrupted run are dropped from `metrics.jsonl`.
+    pub fn resume(&mut self, state: &TrainerState) -> Result<()> {
+        self.loader.load_state(&state.data_loader)?;
+        self.progress = Progress {
+            step: state.global_step,
+            tokens: state.global_train_tokens_seen,
+            epoch: state.epoch.max(1),
+        };
+        truncate_metrics(&metrics_path(&self.opts.save_folder), state.global_step)?;
+        let path = metrics_path(&self.opts.save_folder);
+        self.metrics_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        tracing::info!(
+            "resuming training from step {}, epoch {}",
+            state.global_step,
+            self.progress.epoch
+        );
+        Ok(())
+    }
+
+    pub fn module_mut(&mut self) -> &mut TrainModule {
+        &mut self.module
+    }
+
+    /// Everything a checkpoint of the current state holds, copied to the host.
+    fn snapshot(&self) -> Snapshot {
+        let mut callbacks = std::collections::BTreeMap::new();
+        callbacks.insert("checkpointer".to_string(), self.checkpointer.state());
+        let trainer = TrainerState {
+            global_step: self.progress.step,
+            global_train_tokens_seen: self.progress.tokens,
+            max_steps: self.max_steps,
+            epoch: self.progress.epoch,
+            world_size: 1,
+            data_loader: self.loader.state(),
+            callbacks,
+        };
+        checkpoint::snapshot(
+            self.module.model.named_parameters(),
+            &self.module.optim,
+            trainer,
+            self.opts.config_json.clone(),
+            self.opts.data_paths.clone(),
+            self.checkpointer.copies_state(),
+        )
+    }
+
+    /// Runs a checkpointer hook with a snapshot of the current state.
+    fn checkpoint_with(
+        &mut self,
+        hook: impl FnOnce(&mut Checkpointer, u64, Snapshot) -> Result<Option<f64>>,
+        needed: bool,
+    ) -> Result<Option<f64>> {
+        if !needed {
+            return Ok(None);
+        }
+        let snap = self.snapshot();
+        let step = self.progress.step;
+        hook(&mut self.checkpointer, step, snap)
     }
 
     pub fn max_steps(&self) -> u64 {
@@ -114,6 +187,8 @@ impl Trainer {
     pub fn fit(&mut self) -> Result<TrainSummary> {
         self.started = Instant::now();
         let mut interrupted = false;
+        let fresh = self.checkpointer.enabled() && self.progress.step == 0;
+        self.checkpoint_with(|c, step, snap| c.pre_train(step, || snap), fresh)?;
         'epochs: loop {
             self.loader.reshuffle(Some(self.progress.epoch))?;
             let mut step_start = Instant::now();
@@ -140,9 +215,15 @@ impl Trainer {
                     (step, self.max_steps)
                 };
                 self.module.optim_step(&mut out, current, total)?;
+                let saving = self.checkpointer.enabled();
+                let save_seconds =
+                    self.checkpoint_with(|c, step, snap| c.after_step(step, || snap), saving)?;
                 let step_seconds = step_start.elapsed().as_secs_f64();
-                let host =
+                let mut host =
                     self.throughput(batch.input_ids.numel() as u64, step_seconds, data_seconds);
+                if let Some(s) = save_seconds {
+                    host.insert("checkpoint/save_duration_s".into(), s);
+                }
                 self.pending.push(Pending {
                     step,
                     epoch: self.progress.epoch,
@@ -165,6 +246,8 @@ impl Trainer {
             }
         }
         self.collect()?;
+        let saving = self.checkpointer.enabled();
+        self.checkpoint_with(|c, step, snap| c.finish(step, || snap), saving)?;
         Ok(TrainSummary {
             steps: self.progress.step,
             tokens: self.progress.tokens,
@@ -347,4 +430,24 @@ impl Trainer {
 /// The metrics file of a save folder.
 pub fn metrics_path(save_folder: &Path) -> PathBuf {
     save_folder.join("metrics.jsonl")
+}
+
+/// Keeps only the lines of steps up to `step` (atomically: temp file, then rename).
+fn truncate_metrics(path: &Path, step: u64) -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(());
+    };
+    let kept: String = text
+        .lines()
+        .filter(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .ok()
+                .and_then(|v| v["step"].as_u64())
+                .is_some_and(|s| s <= step)
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let tmp = path.with_extension("jsonl.tmp");
+    std::fs::write(&tmp, kept).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }

@@ -1,0 +1,83 @@
+//! Checkpoint write/read throughput for a model-sized state against a plain copy of the same bytes.
+//! `cargo bench --bench checkpoint_io -- DIR [PARAMS]` (scripts/bench-checkpoint.sh runs it for 1B).
+use std::time::Instant;
+
+use olmo_train::checkpoint::{self, layout};
+use olmo_train::data::LoaderState;
+use tch::{Device, Kind, Tensor};
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let Some(dir) = args.first() else {
+        println!("checkpoint_io bench: pass DIR [PARAMS] (see scripts/bench-checkpoint.sh); nothing to measure");
+        return;
+    };
+    let params: i64 = args
+        .get(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000_000);
+    let dir = std::path::Path::new(dir);
+    std::fs::create_dir_all(dir).expect("dir");
+    // 2048 x 2048 matrices (4 MiB fp32 each), like a 1B model's projections.
+    let n = (params / (2048 * 2048)).max(1);
+    let tensors: Vec<(String, Tensor)> = (0..n)
+        .map(|i| {
+            (
+                format!("blocks.{i}.w"),
+                Tensor::randn([2048, 2048], (Kind::Float, Device::Cpu)),
+            )
+        })
+        .collect();
+    let optim = olmo_train::optim::AdamW {
+        params: Vec::new(),
+        groups: Vec::new(),
+        state: Vec::new(),
+    };
+    let trainer = checkpoint::TrainerState {
+        global_step: 1,
+        global_train_tokens_seen: 0,
+        max_steps: 1,
+        epoch: 1,
+        world_size: 1,
+        data_loader: LoaderState {
+            dataset_fingerprint_version: "v2.0".into(),
+            dataset_fingerprint: String::new(),
+            batches_processed: 0,
+            tokens_processed: 0,
+            seed: 0,
+            epoch: Some(1),
+            dataset_type: "fsl".into(),
+            sequence_length: 1,
+            max_target_sequence_length: None,
+        },
+        callbacks: Default::default(),
+    };
+    let bytes = (n * 2048 * 2048 * 4) as f64;
+    let t = Instant::now();
+    let snap = checkpoint::snapshot(&tensors, &optim, trainer, "{}".into(), Vec::new(), false);
+    let written = checkpoint::write(&snap, dir, 1, false, true).expect("write");
+    drop(snap);
+    let save = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    checkpoint::load_model(&written, &tensors).expect("load");
+    let load = t.elapsed().as_secs_f64();
+    let file = written.join(layout::MODEL);
+    let t = Instant::now();
+    std::fs::copy(&file, dir.join("copy.bin")).expect("copy");
+    std::fs::File::open(dir.join("copy.bin"))
+        .and_then(|f| f.sync_all())
+        .expect("sync");
+    let copy = t.elapsed().as_secs_f64();
+    let gb = bytes / 1e9;
+    println!(
+        "{} parameters ({gb:.2} GB): save {save:.2} s ({:.2} GB/s), load {load:.2} s ({:.2} GB/s), plain copy + fsync {copy:.2} s ({:.2} GB/s)",
+        n * 2048 * 2048,
+        gb / save,
+        gb / load,
+        gb / copy
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
