@@ -20,6 +20,7 @@ use crate::tokenize::{self, TokenizeArgs, TokenizeSummary};
 pub const USAGE: &str = "\
 usage: olmo-train RUN_NAME [OPTIONS...] [CONFIG_OVERRIDES...]
        olmo-train tokenize --documents GLOB... --destination DIR --tokenizer.name_or_path NAME [...]
+       olmo-train convert {from-hf|to-hf} INPUT OUTPUT [...]
        olmo-train list-models
 
 Train a transformer language model (OLMo-core's src/examples/llm/train.py).
@@ -40,12 +41,13 @@ config overrides (OLMo-core syntax): --a.b.c=<yaml>, e.g.
 ";
 
 /// Words that select a subcommand instead of naming a run.
-const RESERVED: &[&str] = &["launch", "convert", "eval"];
+const RESERVED: &[&str] = &["launch", "eval"];
 
 #[derive(Debug, Clone)]
 pub enum Command {
     Train(TrainArgs),
     Tokenize(Box<TokenizeArgs>),
+    Convert(ConvertArgs),
     ListModels,
     Help,
     /// Text a subcommand's parser produced (its --help).
@@ -79,6 +81,10 @@ pub fn parse_args(args: &[String], data_root: Option<String>) -> Result<Command>
     match first.as_str() {
         "-h" | "--help" | "help" => return Ok(Command::Help),
         "list-models" => return Ok(Command::ListModels),
+        "convert" => {
+            return parse_subcommand::<ConvertArgs>(args)
+                .map(|r| r.map_or_else(Command::Text, Command::Convert))
+        }
         "tokenize" => {
             return parse_subcommand::<TokenizeArgs>(args)
                 .map(|r| r.map_or_else(Command::Text, |a| Command::Tokenize(Box::new(a))))
@@ -222,6 +228,37 @@ fn apply_value_flag(train: &mut TrainArgs, flag: &str, value: String) -> Result<
     Ok(())
 }
 
+/// `olmo-train convert`: Hugging Face folders to and from olmo-train checkpoints.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "olmo-train convert",
+    about = "Convert between Hugging Face folders and olmo-train checkpoints"
+)]
+pub struct ConvertArgs {
+    #[command(subcommand)]
+    pub direction: Direction,
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Direction {
+    /// A Hugging Face Llama / OLMo 2 / OLMo 3 folder (config.json + safetensors) to a checkpoint.
+    FromHf {
+        input: PathBuf,
+        output: PathBuf,
+        /// Check that the folder holds this factory's architecture.
+        #[arg(long = "model-factory")]
+        model_factory: Option<String>,
+    },
+    /// A checkpoint (or the latest in a save folder) to a Hugging Face folder.
+    ToHf {
+        input: PathBuf,
+        output: PathBuf,
+        /// float32 or bfloat16 (OLMo-core's default).
+        #[arg(long, default_value = "bfloat16")]
+        dtype: String,
+    },
+}
+
 /// What a command reports back to the binary beyond success.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -245,6 +282,37 @@ pub fn execute(command: Command, out: &mut dyn Write, stop: Arc<AtomicBool>) -> 
                 tokenize_summary_text(&summary)
             }
         }
+        Command::Convert(c) => match c.direction {
+            Direction::FromHf {
+                input,
+                output,
+                model_factory,
+            } => {
+                let out =
+                    crate::checkpoint::hf::from_hf(&input, &output, model_factory.as_deref())?;
+                format!(
+                    "wrote checkpoint {} (weights only; use it with --load-path)\n",
+                    out.display()
+                )
+            }
+            Direction::ToHf {
+                input,
+                output,
+                dtype,
+            } => {
+                let kind = match dtype.as_str() {
+                    "float32" => tch::Kind::Float,
+                    "bfloat16" => tch::Kind::BFloat16,
+                    other => {
+                        return Err(Error::Usage(format!(
+                            "--dtype {other}: expected float32 or bfloat16"
+                        )))
+                    }
+                };
+                let out = crate::checkpoint::hf::to_hf(&input, &output, kind)?;
+                format!("wrote Hugging Face folder {}\n", out.display())
+            }
+        },
         Command::Train(train) => {
             let config =
                 resolve_config(&train.opts, train.config_file.as_deref(), &train.overrides)?;

@@ -2,6 +2,7 @@
 //! the device, written into a staging folder (safetensors plus JSON, each file fsynced) and renamed into
 //! `step{N}` only when complete, with `.metadata.json` written last. Loading checks every tensor's name,
 //! shape and dtype and names the file and tensor at fault.
+pub mod hf;
 pub mod layout;
 pub mod policy;
 mod state;

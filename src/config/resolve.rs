@@ -42,6 +42,10 @@ pub fn resolve_config(
     })?;
     if let Some(path) = config_file {
         merge_tree(&mut tree, read_config_file(path)?);
+        // Flags given on the command line win over the file (the file only replaces defaults).
+        for (path, value) in explicit_flag_values(opts) {
+            set_nested(&mut tree, &path, value)?;
+        }
     }
     for o in overrides {
         set_nested(&mut tree, &o.path, o.value.clone())?;
@@ -52,6 +56,19 @@ pub fn resolve_config(
         s.normalize_deprecated();
     }
     Ok(config)
+}
+
+/// The config keys that `--save-folder` and `--work-dir` set, when given.
+fn explicit_flag_values(opts: &ExampleOptions) -> Vec<(Vec<String>, Value)> {
+    let key = |s: &str| s.split('.').map(String::from).collect::<Vec<_>>();
+    let mut out = Vec::new();
+    if let Some(f) = &opts.save_folder {
+        out.push((key("trainer.save_folder"), Value::from(f.as_str())));
+    }
+    if let Some(w) = &opts.work_dir {
+        out.push((key("dataset.work_dir"), Value::from(w.as_str())));
+    }
+    out
 }
 
 /// A whole or partial config tree in YAML or JSON (a checkpoint's `config.json` works too).
