@@ -21,6 +21,7 @@ pub const USAGE: &str = "\
 usage: olmo-train RUN_NAME [OPTIONS...] [CONFIG_OVERRIDES...]
        olmo-train tokenize --documents GLOB... --destination DIR --tokenizer.name_or_path NAME [...]
        olmo-train convert {from-hf|to-hf} INPUT OUTPUT [...]
+       olmo-train eval CHECKPOINT [--lm-sets LABEL=PATH...] [--output FILE]
        olmo-train list-models
 
 Train a transformer language model (OLMo-core's src/examples/llm/train.py).
@@ -41,13 +42,14 @@ config overrides (OLMo-core syntax): --a.b.c=<yaml>, e.g.
 ";
 
 /// Words that select a subcommand instead of naming a run.
-const RESERVED: &[&str] = &["launch", "eval"];
+const RESERVED: &[&str] = &["launch"];
 
 #[derive(Debug, Clone)]
 pub enum Command {
     Train(TrainArgs),
     Tokenize(Box<TokenizeArgs>),
     Convert(ConvertArgs),
+    Eval(crate::eval::standalone::EvalArgs),
     ListModels,
     Help,
     /// Text a subcommand's parser produced (its --help).
@@ -81,6 +83,10 @@ pub fn parse_args(args: &[String], data_root: Option<String>) -> Result<Command>
     match first.as_str() {
         "-h" | "--help" | "help" => return Ok(Command::Help),
         "list-models" => return Ok(Command::ListModels),
+        "eval" => {
+            return parse_subcommand::<crate::eval::standalone::EvalArgs>(args)
+                .map(|r| r.map_or_else(Command::Text, Command::Eval))
+        }
         "convert" => {
             return parse_subcommand::<ConvertArgs>(args)
                 .map(|r| r.map_or_else(Command::Text, Command::Convert))
@@ -281,6 +287,14 @@ pub fn execute(command: Command, out: &mut dyn Write, stop: Arc<AtomicBool>) -> 
             } else {
                 tokenize_summary_text(&summary)
             }
+        }
+        Command::Eval(args) => {
+            let report = crate::eval::standalone::run(&args)?;
+            format!(
+                "{}results: {}\n",
+                crate::eval::standalone::table(&report),
+                args.output.display()
+            )
         }
         Command::Convert(c) => match c.direction {
             Direction::FromHf {

@@ -11,6 +11,7 @@ pub mod config;
 pub mod data;
 pub mod dry_run;
 pub mod error;
+pub mod eval;
 pub mod model;
 pub mod optim;
 pub mod process_setup;

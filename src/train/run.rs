@@ -8,7 +8,7 @@ use tch::Device;
 
 use super::checkpointer::Checkpointer;
 use super::train_module::TrainModule;
-use super::trainer::{TrainSummary, Trainer, TrainerOptions};
+use super::trainer::{EvalSchedule, TrainSummary, Trainer, TrainerOptions};
 use crate::checkpoint::{self, layout, TrainerState};
 use crate::config::callbacks::ConsoleLoggerCallback;
 use crate::config::support::unsupported_settings;
@@ -16,6 +16,7 @@ use crate::config::trainer::LoadStrategy;
 use crate::config::ExperimentConfig;
 use crate::data::build::{build_fsl_dataset, build_loader};
 use crate::error::{Error, Result};
+use crate::eval::LmEvaluator;
 use crate::model::Transformer;
 
 /// `trainer.device`, or CUDA when present, else CPU.
@@ -133,6 +134,9 @@ pub fn train(config: &ExperimentConfig, stop: Arc<AtomicBool>) -> Result<TrainSu
         saved,
     );
     let mut trainer = Trainer::new(opts, module, loader, stop, checkpointer)?;
+    if let Some(eval) = build_eval(config)? {
+        trainer.with_eval(eval);
+    }
     if let Some(state) = &loaded {
         trainer.resume(state)?;
     }
@@ -211,6 +215,27 @@ fn load_start_state(
     }))
 }
 
+/// The `lm_evaluator` callback, when enabled (and evaluations are not switched off).
+fn build_eval(config: &ExperimentConfig) -> Result<Option<EvalSchedule>> {
+    let Some(cfg) = config
+        .trainer
+        .callbacks
+        .lm_evaluator
+        .as_ref()
+        .filter(|c| c.enabled && !config.trainer.no_evals)
+    else {
+        return Ok(None);
+    };
+    let evaluator = LmEvaluator::new(cfg, config.train_module.rank_microbatch_size, 0, 1)?;
+    Ok(Some(EvalSchedule {
+        evaluator,
+        interval: cfg.eval_interval,
+        fixed_steps: cfg.fixed_steps.clone().unwrap_or_default(),
+        on_startup: cfg.eval_on_startup,
+        on_finish: cfg.eval_on_finish,
+    }))
+}
+
 fn console_patterns(c: &ConsoleLoggerCallback) -> Vec<String> {
     c.metrics.clone()
 }
@@ -219,9 +244,6 @@ fn console_patterns(c: &ConsoleLoggerCallback) -> Vec<String> {
 fn warn_not_built(config: &ExperimentConfig) {
     let cb = &config.trainer.callbacks;
     let mut off = Vec::new();
-    if cb.lm_evaluator.as_ref().is_some_and(|c| c.enabled) && !config.trainer.no_evals {
-        off.push("lm_evaluator (in-loop perplexity)");
-    }
     if cb.downstream_evaluator.as_ref().is_some_and(|c| c.enabled) && !config.trainer.no_evals {
         off.push("downstream_evaluator");
     }

@@ -152,6 +152,10 @@ impl TrainModule {
         Ok(())
     }
 
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
     /// Whether the schedule counts tokens rather than steps.
     pub fn schedule_in_tokens(&self) -> bool {
         use crate::config::train_module::SchedulerUnits;

@@ -18,6 +18,7 @@ use crate::checkpoint::{self, Snapshot, TrainerState};
 use crate::config::trainer::Duration;
 use crate::data::DataLoader;
 use crate::error::{Error, Result};
+use crate::eval::LmEvaluator;
 
 /// The trainer's settings, from `trainer` and its callbacks.
 pub struct TrainerOptions {
@@ -32,6 +33,22 @@ pub struct TrainerOptions {
     /// The resolved config and the dataset's files, stored with every checkpoint.
     pub config_json: String,
     pub data_paths: Vec<String>,
+}
+
+/// The in-loop LM evaluator and when it runs (`lm_evaluator` callback).
+pub struct EvalSchedule {
+    pub evaluator: LmEvaluator,
+    pub interval: u64,
+    pub fixed_steps: Vec<u64>,
+    pub on_startup: bool,
+    pub on_finish: bool,
+}
+
+impl EvalSchedule {
+    fn due(&self, step: u64) -> bool {
+        (step > 1 && self.interval > 0 && step % self.interval == 0)
+            || self.fixed_steps.contains(&step)
+    }
 }
 
 /// How a run ended.
@@ -67,6 +84,7 @@ pub struct Trainer {
     first_step_end: Option<Instant>,
     tokens_after_first: u64,
     checkpointer: Checkpointer,
+    eval: Option<EvalSchedule>,
 }
 
 impl Trainer {
@@ -107,6 +125,7 @@ impl Trainer {
             first_step_end: None,
             tokens_after_first: 0,
             checkpointer,
+            eval: None,
         })
     }
 
@@ -132,6 +151,26 @@ impl Trainer {
             self.progress.epoch
         );
         Ok(())
+    }
+
+    /// Adds the in-loop LM evaluator.
+    pub fn with_eval(&mut self, eval: EvalSchedule) {
+        self.eval = Some(eval);
+    }
+
+    /// Runs the LM evaluator now; its metrics plus `throughput/in-loop eval time (s)`.
+    fn evaluate(&mut self) -> Result<StepMetrics> {
+        let Some(e) = self.eval.as_mut() else {
+            return Ok(StepMetrics::new());
+        };
+        let started = Instant::now();
+        let device = self.module.device();
+        let mut m: StepMetrics = e.evaluator.run(&self.module.model, device)?;
+        m.insert(
+            "throughput/in-loop eval time (s)".into(),
+            started.elapsed().as_secs_f64(),
+        );
+        Ok(m)
     }
 
     pub fn module_mut(&mut self) -> &mut TrainModule {
@@ -189,6 +228,20 @@ impl Trainer {
         let mut interrupted = false;
         let fresh = self.checkpointer.enabled() && self.progress.step == 0;
         self.checkpoint_with(|c, step, snap| c.pre_train(step, || snap), fresh)?;
+        if self.eval.as_ref().is_some_and(|e| e.on_startup) {
+            let m = self.evaluate()?;
+            tracing::info!(
+                "{}",
+                console_block(
+                    &format!(
+                        "[step={}/{},eval on startup]",
+                        self.progress.step, self.max_steps
+                    ),
+                    &m,
+                    &["eval/*".to_string()]
+                )
+            );
+        }
         'epochs: loop {
             self.loader.reshuffle(Some(self.progress.epoch))?;
             let mut step_start = Instant::now();
@@ -223,6 +276,10 @@ impl Trainer {
                     self.throughput(batch.input_ids.numel() as u64, step_seconds, data_seconds);
                 if let Some(s) = save_seconds {
                     host.insert("checkpoint/save_duration_s".into(), s);
+                }
+                let finishing = self.is_done() && self.eval.as_ref().is_some_and(|e| e.on_finish);
+                if self.eval.as_ref().is_some_and(|e| e.due(step)) || finishing {
+                    host.extend(self.evaluate()?);
                 }
                 self.pending.push(Pending {
                     step,

@@ -1,0 +1,132 @@
+//! OLMo-core's `LMEvaluator`: one right-padded instance per document from the `eval_dataset` paths, read
+//! in OLMo-core's deterministic order (its loader with seed 0, epoch 1; the partial last batch dropped),
+//! per-token CE where each document's tokens are selected by its label mask (which, as in OLMo-core,
+//! includes the last real token whose target is padding, a zero term), averaged per path `label`.
+//! Metrics: `eval/lm/{label}/CE loss` and `eval/lm/{label}/PPL`.
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tch::{Device, Kind, Tensor};
+
+use crate::config::callbacks::LMEvaluatorCallbackConfig;
+use crate::config::trainer::DurationUnit;
+use crate::data::build::build_padded_dataset;
+use crate::data::{DataLoader, LoaderOptions};
+use crate::error::{Error, Result};
+use crate::model::Transformer;
+use crate::train::loss::{labels, token_losses};
+
+pub struct LmEvaluator {
+    loader: DataLoader,
+    /// The label of each dataset file.
+    file_labels: Vec<String>,
+    max_batches: Option<u64>,
+    ignore_index: i64,
+}
+
+impl LmEvaluator {
+    /// From the `lm_evaluator` callback config; `batch_tokens` is OLMo-core's
+    /// `rank_microbatch_size * world_size`.
+    pub fn new(
+        cfg: &LMEvaluatorCallbackConfig,
+        batch_tokens: u64,
+        rank: u64,
+        world: u64,
+    ) -> Result<Self> {
+        let key = "trainer.callbacks.lm_evaluator.eval_dataset";
+        let ds_cfg = cfg
+            .eval_dataset
+            .as_ref()
+            .ok_or_else(|| Error::InvalidValue {
+                path: key.into(),
+                reason:
+                    "the LM evaluator needs an eval_dataset (padded dataset with a label per path)"
+                        .into(),
+            })?;
+        let (dataset, metadata) = build_padded_dataset(key, ds_cfg)?;
+        let file_labels = metadata
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                m.get("label").and_then(|l| l.as_str()).map(String::from).ok_or_else(|| Error::InvalidValue {
+                    path: format!("{key}.metadata"),
+                    reason: format!("path {} has no 'label' (give metadata: [{{label: name}}, ...], one per path)", i),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let work_dir = dataset.spec().work_dir.clone();
+        let loader = DataLoader::new(
+            Arc::new(dataset),
+            LoaderOptions {
+                global_batch_size: batch_tokens,
+                seed: 0,
+                work_dir,
+                dp_rank: rank,
+                dp_world_size: world,
+                num_workers: 0,
+                num_threads: 1,
+                prefetch_factor: 2,
+                ignore_fingerprint_mismatch: true,
+                shuffle: true,
+            },
+        )?;
+        let max_batches = match cfg.eval_duration.unit {
+            DurationUnit::Steps => Some(cfg.eval_duration.value),
+            DurationUnit::Epochs => None,
+            DurationUnit::Tokens => Some(cfg.eval_duration.value.div_ceil(batch_tokens.max(1))),
+        };
+        Ok(Self {
+            loader,
+            file_labels,
+            max_batches,
+            ignore_index: -100,
+        })
+    }
+
+    /// One evaluation pass (always the same batches, in the same order).
+    pub fn run(&mut self, model: &Transformer, device: Device) -> Result<BTreeMap<String, f64>> {
+        self.loader.reset();
+        self.loader.reshuffle(Some(1))?;
+        let mut sums: BTreeMap<&str, (f64, f64)> = BTreeMap::new();
+        let mut n = 0u64;
+        while let Some(batch) = self.loader.next_batch() {
+            if self.max_batches.is_some_and(|m| n >= m) {
+                break;
+            }
+            let batch = batch?;
+            let ids = batch.input_ids.to_device(device);
+            let mask = batch.label_mask.as_ref().map(|m| m.to_device(device));
+            let lab = labels(&ids, mask.as_ref(), None, self.ignore_index);
+            let losses =
+                tch::no_grad(|| token_losses(&model.forward(&ids, None), &lab, self.ignore_index));
+            // Per instance: the sum and count of the selected token losses (one host transfer per batch).
+            let mask = mask.unwrap_or_else(|| ids.ones_like().to_kind(Kind::Bool));
+            let masked = losses.to_kind(Kind::Double) * mask.to_kind(Kind::Double);
+            let stats = Tensor::stack(
+                &[
+                    masked.sum_dim_intlist(1, false, Kind::Double),
+                    mask.sum_dim_intlist(1, false, Kind::Double),
+                ],
+                1,
+            );
+            let stats: Vec<Vec<f64>> = Vec::<Vec<f64>>::try_from(stats.to_device(Device::Cpu))
+                .map_err(|e| Error::Training {
+                    step: 0,
+                    reason: format!("evaluation: {e}"),
+                })?;
+            for (file, s) in batch.files.iter().zip(stats) {
+                let e = sums.entry(self.file_labels[*file].as_str()).or_default();
+                e.0 += s[0];
+                e.1 += s[1];
+            }
+            n += 1;
+        }
+        let mut out = BTreeMap::new();
+        for (label, (sum, count)) in sums {
+            let ce = sum / count.max(1.0);
+            out.insert(format!("eval/lm/{label}/CE loss"), ce);
+            out.insert(format!("eval/lm/{label}/PPL"), ce.exp());
+        }
+        Ok(out)
+    }
+}

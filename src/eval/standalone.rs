@@ -1,0 +1,133 @@
+//! `olmo-train eval CHECKPOINT`: the in-loop evaluators run on a saved or converted checkpoint, with the
+//! checkpoint's own config (tokenizer, sequence length, micro-batch size, `lm_evaluator` settings), or
+//! with `--lm-sets LABEL=PATH...` in place of its evaluation files. Prints a table; writes JSON.
+use std::path::{Path, PathBuf};
+
+use super::LmEvaluator;
+use crate::checkpoint::{self, layout};
+use crate::config::callbacks::LMEvaluatorCallbackConfig;
+use crate::config::data::NumpyPaddedFSLDatasetConfig;
+use crate::config::ExperimentConfig;
+use crate::error::{Error, Result};
+use crate::model::Transformer;
+use crate::train::run::select_device;
+
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "olmo-train eval",
+    about = "Evaluate a checkpoint (perplexity on held-out token files)"
+)]
+pub struct EvalArgs {
+    /// A checkpoint folder, or a save folder (its latest checkpoint is used).
+    pub checkpoint: PathBuf,
+    /// Perplexity sets as LABEL=PATH (token files; globs allowed), replacing the checkpoint config's.
+    #[arg(long = "lm-sets", num_args = 1..)]
+    pub lm_sets: Vec<String>,
+    /// Downstream tasks (not built yet in this version).
+    #[arg(long, num_args = 1..)]
+    pub tasks: Vec<String>,
+    /// Where to write the results as JSON.
+    #[arg(long, default_value = "eval_results.json")]
+    pub output: PathBuf,
+    /// cpu, cuda or cuda:N (default: CUDA when present).
+    #[arg(long)]
+    pub device: Option<String>,
+}
+
+pub struct EvalReport {
+    pub checkpoint: PathBuf,
+    pub metrics: std::collections::BTreeMap<String, f64>,
+}
+
+pub fn run(args: &EvalArgs) -> Result<EvalReport> {
+    if !args.tasks.is_empty() {
+        return Err(Error::NotSupported {
+            path: "--tasks".into(),
+            value: args.tasks.join(","),
+            hint: "downstream tasks are not built yet; --lm-sets works".into(),
+        });
+    }
+    let dir = layout::resolve(&args.checkpoint).ok_or_else(|| Error::Input {
+        path: args.checkpoint.clone(),
+        reason: "not a checkpoint (no .metadata.json and model weights) and holds none".into(),
+    })?;
+    let cfg_path = dir.join(layout::CONFIG);
+    let text = std::fs::read_to_string(&cfg_path).map_err(|e| Error::io(&cfg_path, e))?;
+    let config: ExperimentConfig = serde_json::from_str(&text).map_err(|e| Error::Input {
+        path: cfg_path.clone(),
+        reason: format!("not an olmo-train config: {e}"),
+    })?;
+    let device = select_device(args.device.as_deref())?;
+    let model = Transformer::new(&config.model, device)?;
+    checkpoint::load_model(&dir, model.named_parameters())?;
+    let lm = lm_config(&config, &args.lm_sets)?;
+    let mut evaluator = LmEvaluator::new(&lm, config.train_module.rank_microbatch_size, 0, 1)?;
+    let metrics = evaluator.run(&model, device)?;
+    let report = serde_json::json!({ "checkpoint": dir.display().to_string(), "metrics": metrics });
+    write_json(&args.output, &report)?;
+    Ok(EvalReport {
+        checkpoint: dir,
+        metrics,
+    })
+}
+
+/// The checkpoint's `lm_evaluator`, with `--lm-sets` replacing its files and labels.
+fn lm_config(config: &ExperimentConfig, lm_sets: &[String]) -> Result<LMEvaluatorCallbackConfig> {
+    let mut lm = config
+        .trainer
+        .callbacks
+        .lm_evaluator
+        .clone()
+        .unwrap_or_default();
+    if lm_sets.is_empty() {
+        if lm
+            .eval_dataset
+            .as_ref()
+            .and_then(|d| d.paths.as_ref())
+            .is_none()
+        {
+            return Err(Error::Usage(
+                "the checkpoint's config has no LM evaluation set; pass --lm-sets LABEL=PATH"
+                    .into(),
+            ));
+        }
+        return Ok(lm);
+    }
+    let mut paths = Vec::new();
+    let mut metadata = Vec::new();
+    for set in lm_sets {
+        let (label, path) = set
+            .split_once('=')
+            .ok_or_else(|| Error::Usage(format!("--lm-sets '{set}': expected LABEL=PATH")))?;
+        paths.push(path.to_string());
+        let mut m = serde_yaml::Mapping::new();
+        m.insert("label".into(), label.into());
+        metadata.push(serde_yaml::Value::Mapping(m));
+    }
+    let base = lm.eval_dataset.clone().unwrap_or_default();
+    lm.eval_dataset = Some(NumpyPaddedFSLDatasetConfig {
+        paths: Some(paths),
+        metadata: Some(metadata),
+        tokenizer: config.dataset.tokenizer.clone(),
+        sequence_length: config.dataset.sequence_length,
+        work_dir: base.work_dir.or_else(|| config.dataset.work_dir.clone()),
+        dtype: config.dataset.dtype,
+        ..base
+    });
+    Ok(lm)
+}
+
+fn write_json(path: &Path, v: &serde_json::Value) -> Result<()> {
+    let text = serde_json::to_string_pretty(v).map_err(|e| Error::Usage(e.to_string()))?;
+    std::fs::write(path, text).map_err(|e| Error::io(path, e))
+}
+
+/// The table `olmo-train eval` prints.
+pub fn table(report: &EvalReport) -> String {
+    let mut s = format!("checkpoint: {}\n", report.checkpoint.display());
+    let width = report.metrics.keys().map(|k| k.len()).max().unwrap_or(6);
+    for (k, v) in &report.metrics {
+        s.push_str(&format!("{k:<width$}  {v:.6}\n"));
+    }
+    s
+}

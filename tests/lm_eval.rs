@@ -1,0 +1,149 @@
+//! The LM evaluator against OLMo-core's own `LMEvaluator` (fixture from
+//! `scripts/reference/olmo_core_lm_eval.py`): same weights, same held-out files, same CE and PPL per label.
+use olmo_train::config::callbacks::LMEvaluatorCallbackConfig;
+use olmo_train::config::data::{NumpyPaddedFSLDatasetConfig, TokenizerConfig};
+use olmo_train::eval::LmEvaluator;
+use olmo_train::model::factories::build_factory;
+use olmo_train::model::Transformer;
+use tch::{Device, Tensor};
+
+const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+
+pub fn eval_config(work: &std::path::Path) -> LMEvaluatorCallbackConfig {
+    LMEvaluatorCallbackConfig {
+        eval_dataset: Some(NumpyPaddedFSLDatasetConfig {
+            tokenizer: TokenizerConfig {
+                vocab_size: 500,
+                eos_token_id: 0,
+                pad_token_id: 499,
+                bos_token_id: None,
+                identifier: None,
+            },
+            paths: Some(vec![
+                format!("{DIR}/eval/alpha.npy"),
+                format!("{DIR}/eval/beta.npy"),
+            ]),
+            metadata: Some(vec![
+                serde_yaml::from_str("{label: alpha}").unwrap(),
+                serde_yaml::from_str("{label: beta}").unwrap(),
+            ]),
+            sequence_length: 64,
+            work_dir: Some(work.display().to_string()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn perplexity_matches_olmo_cores_evaluator() {
+    let want: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{DIR}/eval/expected.json")).unwrap(),
+    )
+    .unwrap();
+    let model = Transformer::new(&build_factory("olmo2_1M", 512).unwrap(), Device::Cpu).unwrap();
+    let weights = Tensor::read_safetensors(format!("{DIR}/train/olmo2-init.safetensors")).unwrap();
+    tch::no_grad(|| {
+        for (name, p) in model.named_parameters() {
+            p.shallow_clone()
+                .copy_(&weights.iter().find(|(n, _)| n == name).unwrap().1);
+        }
+    });
+    let work = tempfile::tempdir().unwrap();
+    let mut ev = LmEvaluator::new(&eval_config(work.path()), 4 * 64, 0, 1).unwrap();
+    let got = ev.run(&model, Device::Cpu).unwrap();
+    for label in ["alpha", "beta"] {
+        for metric in ["CE loss", "PPL"] {
+            let ours = got[&format!("eval/lm/{label}/{metric}")];
+            let theirs = want["metrics"][format!("{label}/{metric}")]
+                .as_f64()
+                .unwrap();
+            assert!(
+                (ours - theirs).abs() <= 1e-5 * theirs.abs(),
+                "{label}/{metric}: {ours} vs {theirs}"
+            );
+        }
+    }
+    // The same numbers on every pass.
+    assert_eq!(ev.run(&model, Device::Cpu).unwrap(), got);
+}
+
+#[test]
+fn an_eval_dataset_without_labels_is_an_error() {
+    let work = tempfile::tempdir().unwrap();
+    let mut cfg = eval_config(work.path());
+    cfg.eval_dataset.as_mut().unwrap().metadata = None;
+    let err = LmEvaluator::new(&cfg, 256, 0, 1).err().unwrap().to_string();
+    assert!(err.contains("label"), "{err}");
+}
+
+/// In-loop perplexity at a step equals `olmo-train eval` on that step's checkpoint.
+#[test]
+fn in_loop_equals_standalone_eval() {
+    let dir = tempfile::tempdir().unwrap();
+    let save = dir.path().join("run");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_olmo-train"))
+        .args([
+            "eval-run",
+            "--model-factory=olmo2_1M",
+            "--sequence-length=64",
+            "--trainer.device=cpu",
+            "--model.vocab_size=512",
+            "--dataset.tokenizer={vocab_size: 500, eos_token_id: 0, pad_token_id: 499}",
+            &format!("--dataset.paths=[{DIR}/eval/alpha.npy]"),
+            "--data_loader.global_batch_size=256",
+            "--train_module.rank_microbatch_size=256",
+            "--trainer.max_duration={value: 4, unit: steps}",
+            "--trainer.callbacks.lm_evaluator.eval_interval=4",
+            "--trainer.callbacks.lm_evaluator.eval_duration={value: 1, unit: epochs}",
+            &format!("--trainer.callbacks.lm_evaluator.eval_dataset.paths=[{DIR}/eval/alpha.npy, {DIR}/eval/beta.npy]"),
+            "--trainer.callbacks.lm_evaluator.eval_dataset.metadata=[{label: alpha}, {label: beta}]",
+            "--trainer.callbacks.lm_evaluator.eval_dataset.tokenizer={vocab_size: 500, eos_token_id: 0, pad_token_id: 499}",
+            "--trainer.callbacks.downstream_evaluator.enabled=false",
+            &format!("--save-folder={}", save.display()),
+            &format!("--work-dir={}", dir.path().join("cache").display()),
+        ])
+        .env("OMP_NUM_THREADS", "1")
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let rows: Vec<serde_json::Value> = std::fs::read_to_string(save.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let in_loop = rows[3]["eval/lm/beta/CE loss"]
+        .as_f64()
+        .expect("eval metrics at step 4");
+    assert!(rows[3]["throughput/in-loop eval time (s)"].is_number());
+    let out = dir.path().join("eval.json");
+    let ev = std::process::Command::new(env!("CARGO_BIN_EXE_olmo-train"))
+        .args([
+            "eval",
+            save.join("step4").to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+            "--device",
+            "cpu",
+        ])
+        .env("OMP_NUM_THREADS", "1")
+        .output()
+        .unwrap();
+    assert!(
+        ev.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ev.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ev.stdout).contains("eval/lm/beta/PPL"));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let standalone = report["metrics"]["eval/lm/beta/CE loss"].as_f64().unwrap();
+    assert!(
+        (in_loop - standalone).abs() <= 1e-5 * standalone,
+        "{in_loop} vs {standalone}"
+    );
+}
