@@ -17,7 +17,11 @@ build: setup
 release: setup
 	$(CARGO) build --release
 
-test: setup
+# The test suite reads our W&B and TensorBoard files with their own readers.
+TEST_PYTHON_PACKAGES := wandb==0.31.0 tensorboard==2.21.0
+
+test:
+	@scripts/setup.sh $(TEST_PYTHON_PACKAGES)
 	$(CARGO) test --all-targets -- --test-threads=2
 
 quickstart: release

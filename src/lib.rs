@@ -12,6 +12,7 @@ pub mod data;
 pub mod dry_run;
 pub mod error;
 pub mod eval;
+pub mod logging;
 pub mod model;
 pub mod optim;
 pub mod process_setup;

@@ -35,6 +35,26 @@ pub struct Callbacks {
     pub speed_monitor: Option<SpeedMonitorCallback>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub garbage_collector: Option<GarbageCollectorCallback>,
+    /// Not in OLMo-core: TensorBoard event files.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tensorboard: Option<TensorBoardCallback>,
+}
+
+/// TensorBoard scalars for every logged metric, in `log_dir` (default: `<save_folder>/tb`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TensorBoardCallback {
+    pub enabled: bool,
+    pub log_dir: Option<String>,
+}
+
+impl Default for TensorBoardCallback {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            log_dir: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]

@@ -92,13 +92,14 @@ pub fn train(config: &ExperimentConfig, stop: Arc<AtomicBool>) -> Result<TrainSu
         loader.total_batches(),
         loader.global_batch_size()
     );
-    let data_paths = loader
+    let data_paths: Vec<String> = loader
         .dataset()
         .spec()
         .paths
         .iter()
         .map(|p| p.display().to_string())
         .collect();
+    let loader_paths = data_paths.clone();
     let mut module = TrainModule::new(&config.train_module, model, seq, device)?;
     let save_folder = PathBuf::from(&config.trainer.save_folder);
     let loaded = load_start_state(config, &save_folder, &mut module)?;
@@ -143,7 +144,105 @@ pub fn train(config: &ExperimentConfig, stop: Arc<AtomicBool>) -> Result<TrainSu
     if let Some(s) = &config.train_module.scheduler {
         crate::optim::scheduler::validate(s, trainer.max_steps())?;
     }
-    trainer.fit()
+    save_config(config, &trainer_save_folder(config), &loader_paths)?;
+    if let Some(w) = build_wandb(config, loaded.is_some())? {
+        trainer.add_sink(Box::new(w));
+    }
+    if let Some(tb) = config
+        .trainer
+        .callbacks
+        .tensorboard
+        .as_ref()
+        .filter(|t| t.enabled)
+    {
+        let dir = tb
+            .log_dir
+            .as_ref()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| trainer_save_folder(config).join("tb"));
+        trainer.add_sink(Box::new(
+            crate::logging::tensorboard::TensorBoardWriter::create(&dir)?,
+        ));
+    }
+    let result = trainer.fit();
+    trainer.close_sinks(if matches!(&result, Ok(s) if !s.interrupted) {
+        0
+    } else {
+        1
+    });
+    result
+}
+
+fn trainer_save_folder(config: &ExperimentConfig) -> PathBuf {
+    PathBuf::from(&config.trainer.save_folder)
+}
+
+/// `config_saver`: `config.json` and `data_paths.txt` in the save folder.
+fn save_config(config: &ExperimentConfig, folder: &Path, data_paths: &[String]) -> Result<()> {
+    let Some(cs) = config.trainer.callbacks.config_saver.as_ref() else {
+        return Ok(());
+    };
+    std::fs::create_dir_all(folder).map_err(|e| Error::io(folder, e))?;
+    let json = serde_json::to_string_pretty(config).map_err(|e| Error::Usage(e.to_string()))?;
+    let path = folder.join(&cs.fname);
+    std::fs::write(&path, json).map_err(|e| Error::io(&path, e))?;
+    if cs.save_data_paths.unwrap_or(true) {
+        let name = cs
+            .data_paths_fname
+            .clone()
+            .unwrap_or_else(|| "data_paths.txt".into());
+        let path = folder.join(name);
+        std::fs::write(&path, format!("{}\n", data_paths.join("\n")))
+            .map_err(|e| Error::io(&path, e))?;
+    }
+    Ok(())
+}
+
+/// The `wandb` callback as a native offline writer (rank 0), honouring wandb's environment variables.
+fn build_wandb(
+    config: &ExperimentConfig,
+    resumed: bool,
+) -> Result<Option<crate::logging::wandb::WandbWriter>> {
+    use crate::logging::wandb::{sanitize_run_id, WandbOptions, WandbWriter};
+    let Some(cb) = config
+        .trainer
+        .callbacks
+        .wandb
+        .as_ref()
+        .filter(|c| c.enabled)
+    else {
+        return Ok(None);
+    };
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    if env("WANDB_MODE").as_deref() == Some("disabled") {
+        return Ok(None);
+    }
+    let name = cb.name.clone().unwrap_or_else(|| "olmo-train".into());
+    let base_dir = env("WANDB_DIR")
+        .map(PathBuf::from)
+        .or_else(|| config.trainer.work_dir.as_ref().map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(&config.trainer.save_folder));
+    let opts = WandbOptions {
+        base_dir,
+        run_id: env("WANDB_RUN_ID").unwrap_or_else(|| sanitize_run_id(&name)),
+        display_name: Some(name),
+        project: cb.project.clone().or_else(|| env("WANDB_PROJECT")),
+        entity: cb.entity.clone().or_else(|| env("WANDB_ENTITY")),
+        group: cb.group.clone(),
+        tags: cb.tags.clone().unwrap_or_default(),
+        notes: cb.notes.clone(),
+        config: match &cb.config {
+            Some(c) => serde_json::to_value(c).unwrap_or_default(),
+            None => serde_json::to_value(config).unwrap_or_default(),
+        },
+    };
+    if resumed {
+        tracing::info!(
+            "W&B: a new offline segment with run id {} (sync appends it to the same run)",
+            opts.run_id
+        );
+    }
+    WandbWriter::create(&opts).map(Some)
 }
 
 /// What the run starts from (OLMo-core's `maybe_load_checkpoint` then `load_path`): the latest
@@ -246,9 +345,6 @@ fn warn_not_built(config: &ExperimentConfig) {
     let mut off = Vec::new();
     if cb.downstream_evaluator.as_ref().is_some_and(|c| c.enabled) && !config.trainer.no_evals {
         off.push("downstream_evaluator");
-    }
-    if cb.wandb.as_ref().is_some_and(|c| c.enabled) {
-        off.push("wandb");
     }
     if !off.is_empty() {
         tracing::warn!(

@@ -19,6 +19,7 @@ use crate::config::trainer::Duration;
 use crate::data::DataLoader;
 use crate::error::{Error, Result};
 use crate::eval::LmEvaluator;
+use crate::logging::MetricSink;
 
 /// The trainer's settings, from `trainer` and its callbacks.
 pub struct TrainerOptions {
@@ -85,6 +86,7 @@ pub struct Trainer {
     tokens_after_first: u64,
     checkpointer: Checkpointer,
     eval: Option<EvalSchedule>,
+    sinks: Vec<Box<dyn MetricSink>>,
 }
 
 impl Trainer {
@@ -126,6 +128,7 @@ impl Trainer {
             tokens_after_first: 0,
             checkpointer,
             eval: None,
+            sinks: Vec::new(),
         })
     }
 
@@ -151,6 +154,22 @@ impl Trainer {
             self.progress.epoch
         );
         Ok(())
+    }
+
+    /// Adds a metrics destination (W&B, ...); it gets every logged step.
+    pub fn add_sink(&mut self, sink: Box<dyn MetricSink>) {
+        tracing::info!("{}", sink.describe());
+        self.sinks.push(sink);
+    }
+
+    /// Closes every metrics destination with the run's exit code (0 finished, 1 failed or stopped).
+    pub fn close_sinks(&mut self, exit_code: i32) {
+        for s in &mut self.sinks {
+            if let Err(e) = s.finish(exit_code) {
+                tracing::warn!("closing a metrics destination: {e}");
+            }
+            tracing::info!("{}", s.describe());
+        }
     }
 
     /// Adds the in-loop LM evaluator.
@@ -457,6 +476,9 @@ impl Trainer {
     }
 
     fn log(&mut self, step: u64, epoch: u64, m: &StepMetrics) -> Result<()> {
+        for s in &mut self.sinks {
+            s.log(step, m)?;
+        }
         let line = jsonl_line(step, m);
         writeln!(self.metrics_file, "{line}")
             .map_err(|e| Error::io(self.opts.save_folder.join("metrics.jsonl"), e))?;
