@@ -360,6 +360,50 @@ mod tests {
         }
     }
 
+    /// Golden bytes of every record type we write, derived by hand from wandb_internal.proto field numbers.
+    #[test]
+    fn record_encodings() {
+        // Record{num=1, exit=18: RunExitRecord{exit_code=1: 1, runtime=2: 5}}: field 18 is tag 0x92 0x01.
+        let exit = Message::new().int(1, 1).int(2, 5);
+        let rec = Message::new().int(1, 1).message(18, &exit);
+        assert_eq!(
+            rec.0,
+            [0x08, 0x01, 0x92, 0x01, 0x04, 0x08, 0x01, 0x10, 0x05]
+        );
+        // HistoryItem{key=1: "a", value_json=16: "1"} and HistoryStep{num=1: 3} in HistoryRecord{item=1, step=2}.
+        let history = Message::new()
+            .message(1, &item("a", "1"))
+            .message(2, &Message::new().int(1, 3));
+        assert_eq!(
+            history.0,
+            [0x0a, 0x07, 0x0a, 0x01, b'a', 0x82, 0x01, 0x01, b'1', 0x12, 0x02, 0x08, 0x03]
+        );
+        let rec = Message::new().int(1, 2).message(2, &history);
+        assert_eq!(&rec.0[..4], &[0x08, 0x02, 0x12, 13]);
+        // SummaryRecord{update=1: SummaryItem} inside Record field 3.
+        let summary = Message::new().message(1, &item("a", "1"));
+        assert_eq!(Message::new().message(3, &summary).0[..2], [0x1a, 0x09]);
+        // RunRecord: run_id=1, project=3, config=4 (ConfigRecord{update=1: ConfigItem}), start_time=17 (tag 0x8a 0x01).
+        let opts = WandbOptions {
+            run_id: "r".into(),
+            project: Some("p".into()),
+            config: serde_json::json!({"k": 1}),
+            ..Default::default()
+        };
+        let run = run_record(&opts, 7).0;
+        assert_eq!(&run[..6], &[0x0a, 0x01, b'r', 0x1a, 0x01, b'p']);
+        assert_eq!(
+            &run[6..8],
+            &[0x22, 0x09],
+            "config: ConfigRecord with one 7-byte ConfigItem"
+        );
+        assert_eq!(
+            &run[run.len() - 5..],
+            &[0x8a, 0x01, 0x02, 0x08, 0x07],
+            "start_time = Timestamp {{ seconds: 7 }}"
+        );
+    }
+
     #[test]
     fn values_and_ids() {
         assert_eq!(value_json(f64::NAN), "NaN");
