@@ -377,7 +377,9 @@ struct Pipeline {
 
 impl Pipeline {
     fn start(loader: &DataLoader, indices: Arc<Vec<u32>>) -> Self {
-        let workers = loader.opts.num_workers.max(1);
+        // More producers than cores only adds contention (OLMo-core's example asks for 4 workers).
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let workers = loader.opts.num_workers.clamp(1, cores);
         let first = loader.batches_processed;
         let total = loader.total_batches();
         let per_batch = loader.instances_per_batch();
