@@ -11,12 +11,43 @@ fn main() {
         fail("torch-sys did not report its libtorch directory (DEP_TCH_LIBTORCH_LIB)");
     };
     check_torch_version(Path::new(&lib));
+    build_c10d_shim(Path::new(&lib));
     // torch-sys passes its rpath only to the static C++ wrapper, never to the final link.
     println!("cargo:rustc-link-arg=-Wl,-rpath,{lib}");
     // `--as-needed` would drop libtorch_cuda (nothing references it by symbol), hiding the GPU.
     if Path::new(&lib).join("libtorch_cuda.so").exists() {
         println!("cargo:rustc-link-arg=-Wl,--no-as-needed,-ltorch_cuda,--as-needed");
     }
+}
+
+/// Compiles cpp/c10d_shim.cpp against the wheel's headers and Debian's gloo headers (unpacked into
+/// `.deps/gloo` by scripts/setup.sh; the wheel ships none), BUILD-NOTES.md §3.
+fn build_c10d_shim(lib: &Path) {
+    println!("cargo:rerun-if-changed=cpp/c10d_shim.cpp");
+    let include = lib.join("..").join("include");
+    let gloo = std::env::var("GLOO_INCLUDE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| {
+            Path::new(&std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default())
+                .join(".deps/gloo/usr/include")
+        });
+    if !gloo.join("gloo").is_dir() {
+        fail(&format!("gloo headers not found in {}: run `make setup` (scripts/setup.sh unpacks Debian's libgloo-dev)", gloo.display()));
+    }
+    cc::Build::new()
+        .cpp(true)
+        .file("cpp/c10d_shim.cpp")
+        .include(&include)
+        .include(include.join("torch/csrc/api/include"))
+        .include(&gloo)
+        .flag("-std=c++17")
+        .define("_GLIBCXX_USE_CXX11_ABI", "1")
+        .define("USE_C10D_GLOO", None)
+        .warnings(false)
+        .compile("c10d_shim");
+    println!("cargo:rustc-link-search=native={}", lib.display());
+    println!("cargo:rustc-link-lib=dylib=torch_cpu");
+    println!("cargo:rustc-link-lib=dylib=c10");
 }
 
 /// The wheel has no `build-version` file, so torch-sys skips its own check on this route.

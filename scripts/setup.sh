@@ -22,6 +22,16 @@ if ! torch_ok; then
 fi
 torch_ok || { echo "setup: .venv/torch is not torch ${TORCH_VERSION}; remove .venv and retry" >&2; exit 1; }
 
+# gloo's headers for the c10d shim (the torch wheel ships none): Debian's libgloo-dev, unpacked into
+# .deps/gloo without installing anything system-wide.
+if [ ! -f .deps/gloo/usr/include/gloo/config.h ]; then
+    echo "setup: unpacking Debian's libgloo-dev headers into .deps/gloo"
+    mkdir -p .deps && rm -rf .deps/gloo .deps/gloo-deb && mkdir -p .deps/gloo-deb
+    (cd .deps/gloo-deb && { apt-get download -qq libgloo-dev 2>/dev/null || { apt-get update -qq >/dev/null && apt-get download -qq libgloo-dev; }; }) >/dev/null
+    dpkg -x .deps/gloo-deb/libgloo-dev_*.deb .deps/gloo
+    rm -rf .deps/gloo-deb
+fi
+
 # Extra Python packages some tests read our outputs with (issue-specific; kept optional here).
 for req in "$@"; do
     name=${req%%[=<>]*}

@@ -48,6 +48,10 @@ pub enum Error {
     #[error("training stopped at step {step}: {reason}")]
     Training { step: u64, reason: String },
 
+    /// A collective or rendezvous failure (a rank that never arrived, a peer that died).
+    #[error("distributed: {0}")]
+    Distributed(String),
+
     #[error("{}: {source}", .path.display())]
     Io {
         path: PathBuf,
@@ -65,7 +69,10 @@ fn suggestion_suffix(suggestion: &Option<String>) -> String {
 impl Error {
     /// True when the user's input is at fault (exit code 2); false for failures while running.
     pub fn is_usage(&self) -> bool {
-        !matches!(self, Error::Io { .. } | Error::Training { .. })
+        !matches!(
+            self,
+            Error::Io { .. } | Error::Training { .. } | Error::Distributed(_)
+        )
     }
 
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {

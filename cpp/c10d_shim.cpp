@@ -1,0 +1,93 @@
+// The smallest bridge from Rust to torch's own c10d: TCPStore rendezvous, ProcessGroupGloo (CPU
+// tensors), and in-place collectives on tch tensors. Every function catches C++ exceptions and returns
+// nonzero with the message available from shim_last_error(); nothing throws across the FFI boundary.
+#include <torch/torch.h>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+namespace {
+thread_local std::string last_error;
+
+struct Group {
+  c10::intrusive_ptr<c10d::Store> store;
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo;
+};
+
+template <typename F>
+int guarded(F&& f) {
+  try {
+    f();
+    return 0;
+  } catch (const std::exception& e) {
+    last_error = e.what();
+  } catch (...) {
+    last_error = "unknown C++ exception";
+  }
+  return 1;
+}
+
+std::vector<at::Tensor> tensors(at::Tensor** ts, int n) {
+  std::vector<at::Tensor> v;
+  v.reserve(n);
+  for (int i = 0; i < n; i++) v.push_back(*ts[i]);
+  return v;
+}
+}  // namespace
+
+extern "C" {
+
+const char* shim_last_error() { return last_error.c_str(); }
+
+// Rendezvous at host:port (rank 0 serves the store) and build a Gloo group over the loopback or the
+// interface that resolves `host`.
+int shim_group_new(const char* host, int port, int rank, int world, int timeout_ms, void** out) {
+  return guarded([&] {
+    c10d::TCPStoreOptions opts;
+    opts.port = static_cast<uint16_t>(port);
+    opts.isServer = rank == 0;
+    opts.numWorkers = world;
+    opts.waitWorkers = true;
+    opts.timeout = std::chrono::milliseconds(timeout_ms);
+    auto store = c10::make_intrusive<c10d::TCPStore>(std::string(host), opts);
+    auto prefixed = c10::make_intrusive<c10d::PrefixStore>("olmo-train/", store);
+    auto gopts = c10d::ProcessGroupGloo::Options::create(std::chrono::milliseconds(timeout_ms));
+    gopts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(std::string(host)));
+    auto gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(prefixed, rank, world, gopts);
+    *out = new Group{store, gloo};
+  });
+}
+
+void shim_group_free(void* g) { delete static_cast<Group*>(g); }
+
+// In-place SUM all-reduce of each tensor (one collective per tensor, as Gloo requires equal shapes).
+int shim_allreduce_sum(void* g, at::Tensor** ts, int n) {
+  return guarded([&] {
+    auto group = static_cast<Group*>(g);
+    for (int i = 0; i < n; i++) {
+      std::vector<at::Tensor> one{*ts[i]};
+      group->gloo->allreduce(one, c10d::AllreduceOptions())->wait();
+    }
+  });
+}
+
+int shim_broadcast(void* g, at::Tensor** ts, int n, int root) {
+  return guarded([&] {
+    auto group = static_cast<Group*>(g);
+    c10d::BroadcastOptions opts;
+    opts.rootRank = root;
+    for (int i = 0; i < n; i++) {
+      std::vector<at::Tensor> one{*ts[i]};
+      group->gloo->broadcast(one, opts)->wait();
+    }
+  });
+}
+
+int shim_barrier(void* g) {
+  return guarded([&] { static_cast<Group*>(g)->gloo->barrier()->wait(); });
+}
+}

@@ -1,0 +1,134 @@
+//! A c10d process group (Gloo, CPU tensors) through the C++ shim: rendezvous with a timeout, in-place
+//! SUM all-reduce, broadcast and barrier on tch tensors. Failures come back as errors with c10d's
+//! message, never as panics or hangs past the timeout.
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
+
+use tch::Tensor;
+
+use super::env::DistEnv;
+use crate::error::{Error, Result};
+
+extern "C" {
+    fn shim_last_error() -> *const c_char;
+    fn shim_group_new(
+        host: *const c_char,
+        port: c_int,
+        rank: c_int,
+        world: c_int,
+        timeout_ms: c_int,
+        out: *mut *mut c_void,
+    ) -> c_int;
+    fn shim_group_free(g: *mut c_void);
+    fn shim_allreduce_sum(g: *mut c_void, ts: *mut *mut torch_sys::C_tensor, n: c_int) -> c_int;
+    fn shim_broadcast(
+        g: *mut c_void,
+        ts: *mut *mut torch_sys::C_tensor,
+        n: c_int,
+        root: c_int,
+    ) -> c_int;
+    fn shim_barrier(g: *mut c_void) -> c_int;
+}
+
+pub struct ProcessGroup {
+    handle: *mut c_void,
+    pub rank: u64,
+    pub world_size: u64,
+}
+
+// SAFETY: the shim's group is used from one thread at a time (the trainer's); c10d objects are
+// thread-safe for that use.
+unsafe impl Send for ProcessGroup {}
+unsafe impl Sync for ProcessGroup {}
+
+fn check(code: c_int, what: &str) -> Result<()> {
+    if code == 0 {
+        return Ok(());
+    }
+    // SAFETY: the shim returns a pointer to its thread-local, NUL-terminated error string.
+    let msg = unsafe { CStr::from_ptr(shim_last_error()) }
+        .to_string_lossy()
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    Err(Error::Distributed(format!("{what}: {msg}")))
+}
+
+impl ProcessGroup {
+    /// Rendezvous at `MASTER_ADDR:MASTER_PORT` (rank 0 serves the TCPStore) within `timeout_s`.
+    pub fn new(env: &DistEnv, timeout_s: u64) -> Result<Self> {
+        let host = CString::new(env.master_addr.clone())
+            .map_err(|_| Error::Usage("MASTER_ADDR contains a NUL byte".into()))?;
+        let mut handle: *mut c_void = std::ptr::null_mut();
+        // SAFETY: valid C string and out-pointer; the shim fills `handle` only on success.
+        let code = unsafe {
+            shim_group_new(
+                host.as_ptr(),
+                c_int::from(env.master_port),
+                env.rank as c_int,
+                env.world_size as c_int,
+                (timeout_s * 1000) as c_int,
+                &mut handle,
+            )
+        };
+        check(
+            code,
+            &format!(
+                "rendezvous of rank {} of {} at {}:{}",
+                env.rank, env.world_size, env.master_addr, env.master_port
+            ),
+        )?;
+        Ok(Self {
+            handle,
+            rank: env.rank,
+            world_size: env.world_size,
+        })
+    }
+
+    fn pointers(tensors: &[Tensor]) -> Vec<*mut torch_sys::C_tensor> {
+        // The shim mutates the tensors' data in place through their handles, as tch's own in-place ops do.
+        tensors
+            .iter()
+            .map(|t| t.as_ptr() as *mut torch_sys::C_tensor)
+            .collect()
+    }
+
+    /// In-place sum over ranks of each tensor.
+    pub fn all_reduce_sum(&self, tensors: &[Tensor]) -> Result<()> {
+        let mut ptrs = Self::pointers(tensors);
+        // SAFETY: the pointers are live tch tensors for the duration of the call.
+        check(
+            unsafe { shim_allreduce_sum(self.handle, ptrs.as_mut_ptr(), ptrs.len() as c_int) },
+            "all-reduce",
+        )
+    }
+
+    /// In-place broadcast of each tensor from `root`.
+    pub fn broadcast(&self, tensors: &[Tensor], root: u64) -> Result<()> {
+        let mut ptrs = Self::pointers(tensors);
+        // SAFETY: as above.
+        check(
+            unsafe {
+                shim_broadcast(
+                    self.handle,
+                    ptrs.as_mut_ptr(),
+                    ptrs.len() as c_int,
+                    root as c_int,
+                )
+            },
+            "broadcast",
+        )
+    }
+
+    pub fn barrier(&self) -> Result<()> {
+        // SAFETY: a live group handle.
+        check(unsafe { shim_barrier(self.handle) }, "barrier")
+    }
+}
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        // SAFETY: the handle came from shim_group_new and is freed once.
+        unsafe { shim_group_free(self.handle) }
+    }
+}
