@@ -19,6 +19,7 @@ use crate::tokenize::{self, TokenizeArgs, TokenizeSummary};
 
 pub const USAGE: &str = "\
 usage: olmo-train RUN_NAME [OPTIONS...] [CONFIG_OVERRIDES...]
+       olmo-train launch --nproc-per-node=N RUN_NAME [OPTIONS...] [CONFIG_OVERRIDES...]
        olmo-train tokenize --documents GLOB... --destination DIR --tokenizer.name_or_path NAME [...]
        olmo-train convert {from-hf|to-hf} INPUT OUTPUT [...]
        olmo-train eval CHECKPOINT [--lm-sets LABEL=PATH...] [--output FILE]
@@ -42,7 +43,7 @@ config overrides (OLMo-core syntax): --a.b.c=<yaml>, e.g.
 ";
 
 /// Words that select a subcommand instead of naming a run.
-const RESERVED: &[&str] = &["launch"];
+const RESERVED: &[&str] = &[];
 
 #[derive(Debug, Clone)]
 pub enum Command {
@@ -50,6 +51,7 @@ pub enum Command {
     Tokenize(Box<TokenizeArgs>),
     Convert(ConvertArgs),
     Eval(crate::eval::standalone::EvalArgs),
+    Launch(crate::launch::LaunchArgs),
     ListModels,
     Help,
     /// Text a subcommand's parser produced (its --help).
@@ -83,6 +85,10 @@ pub fn parse_args(args: &[String], data_root: Option<String>) -> Result<Command>
     match first.as_str() {
         "-h" | "--help" | "help" => return Ok(Command::Help),
         "list-models" => return Ok(Command::ListModels),
+        "launch" => {
+            return parse_subcommand::<crate::launch::LaunchArgs>(args)
+                .map(|r| r.map_or_else(Command::Text, Command::Launch))
+        }
         "eval" => {
             return parse_subcommand::<crate::eval::standalone::EvalArgs>(args)
                 .map(|r| r.map_or_else(Command::Text, Command::Eval))
@@ -271,6 +277,8 @@ pub enum Outcome {
     Done,
     /// A stop request (SIGINT/SIGTERM) ended the run early but cleanly.
     Interrupted,
+    /// `launch`: the workers' exit code.
+    Exit(i32),
 }
 
 /// Runs a parsed command, writing what it prints to `out`; `stop` is raised by SIGINT/SIGTERM.
@@ -288,6 +296,7 @@ pub fn execute(command: Command, out: &mut dyn Write, stop: Arc<AtomicBool>) -> 
                 tokenize_summary_text(&summary)
             }
         }
+        Command::Launch(args) => return crate::launch::run(&args, stop).map(Outcome::Exit),
         Command::Eval(args) => {
             let report = crate::eval::standalone::run(&args)?;
             format!(

@@ -13,6 +13,7 @@ pub mod dist;
 pub mod dry_run;
 pub mod error;
 pub mod eval;
+pub mod launch;
 pub mod logging;
 pub mod model;
 pub mod optim;

@@ -26,10 +26,11 @@ fn main() -> ExitCode {
         let _ = signal_hook::flag::register(signal, stop.clone());
     }
     let result = parse_args(&args, data_root)
-        .and_then(|command| execute(command, &mut std::io::stdout().lock(), stop));
+        .and_then(|command| execute(command, &mut std::io::stdout(), stop));
     match result {
         Ok(Outcome::Done) => ExitCode::SUCCESS,
         Ok(Outcome::Interrupted) => ExitCode::from(130),
+        Ok(Outcome::Exit(code)) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(if e.is_usage() { 2 } else { 1 })

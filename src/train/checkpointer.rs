@@ -19,6 +19,8 @@ pub struct Checkpointer {
     saved: Vec<(u64, bool)>,
     last_saved_step: Option<u64>,
     in_flight: Option<(u64, bool, JoinHandle<Result<PathBuf>>)>,
+    /// Only rank 0 writes and removes files; the other ranks keep the same bookkeeping.
+    writer: bool,
 }
 
 impl Checkpointer {
@@ -37,7 +39,13 @@ impl Checkpointer {
             saved,
             last_saved_step,
             in_flight: None,
+            writer: true,
         }
+    }
+
+    /// Makes this rank a non-writer (data-parallel ranks other than 0).
+    pub fn read_only(&mut self) {
+        self.writer = false;
     }
 
     /// Asynchronous saves need a copy of the state (training goes on); synchronous ones do not.
@@ -121,6 +129,16 @@ impl Checkpointer {
     ) -> Result<f64> {
         let started = Instant::now();
         self.wait()?;
+        if !self.writer {
+            self.last_saved_step = Some(step);
+            self.saved.retain(|s| s.0 != step);
+            self.saved.push((step, ephemeral));
+            if let Some(cfg) = &self.cfg {
+                let gone = to_remove(&self.saved, (step, ephemeral), cfg);
+                self.saved.retain(|s| !gone.contains(&s.0));
+            }
+            return Ok(started.elapsed().as_secs_f64());
+        }
         let snap = snapshot();
         let (folder, overwrite) = (self.save_folder.clone(), self.overwrite);
         self.last_saved_step = Some(step);

@@ -15,6 +15,7 @@ use crate::config::support::unsupported_settings;
 use crate::config::trainer::LoadStrategy;
 use crate::config::ExperimentConfig;
 use crate::data::build::{build_fsl_dataset, build_loader};
+use crate::dist::{DistEnv, ProcessGroup};
 use crate::error::{Error, Result};
 use crate::eval::LmEvaluator;
 use crate::model::Transformer;
@@ -78,14 +79,32 @@ pub fn train(config: &ExperimentConfig, stop: Arc<AtomicBool>) -> Result<TrainSu
         });
     }
     tracing::info!("training on {device:?}");
+    let dist = DistEnv::from_process_env()?;
+    let group = (dist.world_size > 1)
+        .then(|| join_group(&dist, config))
+        .transpose()?;
     tch::manual_seed(config.init_seed as i64);
     let model = Transformer::new(&config.model, device)?;
     model.init_weights(config.model.init_seed);
+    if let Some(pg) = &group {
+        // Every rank starts from rank 0's weights (identical anyway with the same seed; this makes it so).
+        let params: Vec<tch::Tensor> = model
+            .named_parameters()
+            .iter()
+            .map(|(_, p)| p.shallow_clone())
+            .collect();
+        tch::no_grad(|| pg.broadcast(&params, 0))?;
+    }
     // OLMo-core seeds everything with `init_seed`; the model's own generator is separate.
     tch::manual_seed(config.init_seed as i64);
     tracing::info!("built model with {} parameters", model.num_params());
     let (dataset, _) = build_fsl_dataset(&config.dataset)?;
-    let loader = build_loader(&config.data_loader, Arc::new(dataset), 0, 1)?;
+    let loader = build_loader(
+        &config.data_loader,
+        Arc::new(dataset),
+        dist.rank,
+        dist.world_size,
+    )?;
     tracing::info!(
         "dataset: {} instances of {seq} tokens, {} batches of {} tokens per epoch",
         loader.dataset().len(),
@@ -135,6 +154,9 @@ pub fn train(config: &ExperimentConfig, stop: Arc<AtomicBool>) -> Result<TrainSu
         saved,
     );
     let mut trainer = Trainer::new(opts, module, loader, stop, checkpointer)?;
+    if let Some(pg) = &group {
+        trainer.with_data_parallel(pg.clone());
+    }
     if let Some(eval) = build_eval(config)? {
         trainer.with_eval(eval);
     }
@@ -243,6 +265,37 @@ fn build_wandb(
         );
     }
     WandbWriter::create(&opts).map(Some)
+}
+
+/// Joins the data-parallel group and checks that every rank resolved the same config (a hash of it,
+/// broadcast from rank 0, compared everywhere, and the verdict summed so all ranks agree).
+fn join_group(env: &DistEnv, config: &ExperimentConfig) -> Result<Arc<ProcessGroup>> {
+    use sha2::{Digest, Sha256};
+    tracing::info!(
+        "rank {} of {}: joining the group at {}:{}",
+        env.rank,
+        env.world_size,
+        env.master_addr,
+        env.master_port
+    );
+    let pg = ProcessGroup::new(env, 900)?;
+    let digest = Sha256::digest(serde_json::to_vec(config).unwrap_or_default());
+    let words: Vec<i64> = digest
+        .chunks(8)
+        .map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+        .collect();
+    let mine = tch::Tensor::from_slice(&words);
+    let root = mine.copy();
+    pg.broadcast(&[root.shallow_clone()], 0)?;
+    let differs = tch::Tensor::from_slice(&[i64::from(!mine.equal(&root))]);
+    pg.all_reduce_sum(&[differs.shallow_clone()])?;
+    if differs.int64_value(&[0]) > 0 {
+        return Err(Error::Distributed(format!(
+            "{} rank(s) resolved a different config than rank 0: give every rank the same command line and files",
+            differs.int64_value(&[0])
+        )));
+    }
+    Ok(Arc::new(pg))
 }
 
 /// What the run starts from (OLMo-core's `maybe_load_checkpoint` then `load_path`): the latest

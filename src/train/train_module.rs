@@ -2,7 +2,11 @@
 //! schedule. `train_batch` splits the rank batch into micro-batches of `rank_microbatch_size` tokens,
 //! each loss divided by the whole rank batch's loss-token count, and accumulates gradients;
 //! `optim_step` clips, sets each group's LR and steps. Metrics stay on the device as tensors.
+use std::sync::Arc;
+
 use tch::{Device, Kind, Tensor};
+
+use crate::dist::ProcessGroup;
 
 use super::loss::{labels, lm_loss};
 use crate::config::train_module::{OptimConfig, SchedulerConfig, TransformerTrainModuleConfig};
@@ -24,6 +28,8 @@ pub struct StepOutputs {
 }
 
 pub struct TrainModule {
+    /// Data-parallel group: gradients are averaged over it after each rank batch.
+    dp: Option<Arc<ProcessGroup>>,
     pub model: Transformer,
     pub optim: AdamW,
     scheduler: Option<SchedulerConfig>,
@@ -60,6 +66,7 @@ impl TrainModule {
             .collect();
         let optim = AdamW::new(params, adamw)?;
         Ok(Self {
+            dp: None,
             model,
             optim,
             scheduler: cfg.scheduler.clone(),
@@ -135,8 +142,43 @@ impl TrainModule {
         }
     }
 
+    /// Averages gradients over `group` after every rank batch (DDP's result: identical gradients, and so
+    /// identical weights, on every rank).
+    pub fn with_data_parallel(&mut self, group: Arc<ProcessGroup>) {
+        self.dp = Some(group);
+    }
+
+    /// One bucket: every gradient flattened, summed over ranks in one collective, divided by the world.
+    fn sync_gradients(&self) -> Result<()> {
+        let Some(pg) = &self.dp else { return Ok(()) };
+        tch::no_grad(|| {
+            let grads: Vec<Tensor> = self
+                .optim
+                .params
+                .iter()
+                .map(|(_, p)| p.grad())
+                .filter(Tensor::defined)
+                .collect();
+            let flat = Tensor::cat(
+                &grads.iter().map(|g| g.reshape([-1])).collect::<Vec<_>>(),
+                0,
+            );
+            pg.all_reduce_sum(&[flat.shallow_clone()])?;
+            let flat = flat / pg.world_size as f64;
+            let mut offset = 0;
+            for g in &grads {
+                let n = g.numel() as i64;
+                g.shallow_clone()
+                    .copy_(&flat.narrow(0, offset, n).view_as(g));
+                offset += n;
+            }
+            Ok(())
+        })
+    }
+
     /// Clip, set the LR of every group for `current` of `t_max` (steps or tokens), step, zero grads.
     pub fn optim_step(&mut self, out: &mut StepOutputs, current: u64, t_max: u64) -> Result<()> {
+        self.sync_gradients()?;
         out.grad_norm = Some(match self.max_grad_norm {
             Some(max) => clip_grad_norm(&self.optim.params, max),
             None => grad_norm(&self.optim.params),

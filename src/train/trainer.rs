@@ -17,6 +17,7 @@ use super::train_module::{StepOutputs, TrainModule};
 use crate::checkpoint::{self, Snapshot, TrainerState};
 use crate::config::trainer::Duration;
 use crate::data::DataLoader;
+use crate::dist::ProcessGroup;
 use crate::error::{Error, Result};
 use crate::eval::LmEvaluator;
 use crate::logging::MetricSink;
@@ -87,6 +88,9 @@ pub struct Trainer {
     checkpointer: Checkpointer,
     eval: Option<EvalSchedule>,
     sinks: Vec<Box<dyn MetricSink>>,
+    /// Data-parallel group, and whether this is rank 0 (the one that logs and writes).
+    dp: Option<Arc<ProcessGroup>>,
+    is_main: bool,
 }
 
 impl Trainer {
@@ -129,6 +133,8 @@ impl Trainer {
             checkpointer,
             eval: None,
             sinks: Vec::new(),
+            dp: None,
+            is_main: true,
         })
     }
 
@@ -141,7 +147,9 @@ impl Trainer {
             tokens: state.global_train_tokens_seen,
             epoch: state.epoch.max(1),
         };
-        truncate_metrics(&metrics_path(&self.opts.save_folder), state.global_step)?;
+        if self.is_main {
+            truncate_metrics(&metrics_path(&self.opts.save_folder), state.global_step)?;
+        }
         let path = metrics_path(&self.opts.save_folder);
         self.metrics_file = std::fs::OpenOptions::new()
             .create(true)
@@ -154,6 +162,26 @@ impl Trainer {
             self.progress.epoch
         );
         Ok(())
+    }
+
+    /// Runs as one rank of a data-parallel group: gradients averaged, metrics reduced once per collection,
+    /// stop requests agreed on by all ranks, checkpoints and logs written by rank 0 only.
+    pub fn with_data_parallel(&mut self, group: Arc<ProcessGroup>) {
+        self.is_main = group.rank == 0;
+        if !self.is_main {
+            self.checkpointer.read_only();
+        }
+        self.module.with_data_parallel(group.clone());
+        self.dp = Some(group);
+    }
+
+    /// Whether any rank asked to stop (one small collective per step with several ranks).
+    fn stop_requested(&self) -> Result<bool> {
+        let local = self.stop.load(Ordering::Relaxed);
+        let Some(pg) = &self.dp else { return Ok(local) };
+        let flag = Tensor::from_slice(&[f32::from(u8::from(local))]);
+        pg.all_reduce_sum(&[flag.shallow_clone()])?;
+        Ok(flag.double_value(&[0]) > 0.0)
     }
 
     /// Adds a metrics destination (W&B, ...); it gets every logged step.
@@ -230,7 +258,13 @@ impl Trainer {
         }
         let snap = self.snapshot();
         let step = self.progress.step;
-        hook(&mut self.checkpointer, step, snap)
+        let out = hook(&mut self.checkpointer, step, snap)?;
+        if let (Some(pg), Some(_)) = (&self.dp, out) {
+            // Nobody moves on (or reads the checkpoint) before rank 0 has written it.
+            self.checkpointer.wait()?;
+            pg.barrier()?;
+        }
+        Ok(out)
     }
 
     pub fn max_steps(&self) -> u64 {
@@ -265,7 +299,7 @@ impl Trainer {
             self.loader.reshuffle(Some(self.progress.epoch))?;
             let mut step_start = Instant::now();
             loop {
-                if self.stop.load(Ordering::Relaxed) {
+                if self.stop_requested()? {
                     interrupted = true;
                     break 'epochs;
                 }
@@ -424,12 +458,15 @@ impl Trainer {
                 scalars.push(m.to_kind(Kind::Float).view([1]));
             }
         }
-        let values: Vec<f64> = Vec::<f64>::try_from(
-            Tensor::cat(&scalars, 0)
-                .to_kind(Kind::Double)
-                .to_device(Device::Cpu),
-        )
-        .map_err(|e| Error::Training {
+        let mut all = Tensor::cat(&scalars, 0)
+            .to_kind(Kind::Double)
+            .to_device(Device::Cpu);
+        if let Some(pg) = &self.dp {
+            // OLMo-core's mean reduction of the collected metrics, one collective per collection.
+            pg.all_reduce_sum(&[all.shallow_clone()])?;
+            all = all / pg.world_size as f64;
+        }
+        let values: Vec<f64> = Vec::<f64>::try_from(all).map_err(|e| Error::Training {
             step: self.progress.step,
             reason: e.to_string(),
         })?;
@@ -476,6 +513,9 @@ impl Trainer {
     }
 
     fn log(&mut self, step: u64, epoch: u64, m: &StepMetrics) -> Result<()> {
+        if !self.is_main {
+            return Ok(());
+        }
         for s in &mut self.sinks {
             s.log(step, m)?;
         }
