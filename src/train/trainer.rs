@@ -464,7 +464,7 @@ impl Trainer {
         if let Some(pg) = &self.dp {
             // OLMo-core's mean reduction of the collected metrics, one collective per collection.
             pg.all_reduce_sum(&[all.shallow_clone()])?;
-            all = all / pg.world_size as f64;
+            all /= pg.world_size as f64;
         }
         let values: Vec<f64> = Vec::<f64>::try_from(all).map_err(|e| Error::Training {
             step: self.progress.step,

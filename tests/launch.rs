@@ -1,0 +1,291 @@
+//! `olmo-train launch` and data parallelism on Gloo (CPU): 2 processes give the 1-process losses and
+//! weights for the same global batch; a 2-process run resumes a 1-process checkpoint; a killed worker
+//! brings the whole run down within 30 s with no process left; OLMo-core's tutorial command works.
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use tch::Tensor;
+
+fn free_port() -> String {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string()
+}
+
+fn data(dir: &Path) -> PathBuf {
+    let p = dir.join("t.npy");
+    let ids: Vec<u8> = (0..20_000usize)
+        .map(|i| {
+            if i % 50 == 49 {
+                0u16
+            } else {
+                1 + ((i * 7 + i / 300) % 97) as u16
+            }
+        })
+        .flat_map(|t| t.to_le_bytes())
+        .collect();
+    std::fs::write(&p, ids).unwrap();
+    p
+}
+
+fn train_args(run: &str, dir: &Path, save: &str, extra: &[&str]) -> Vec<String> {
+    let mut a: Vec<String> = [
+        run,
+        "--model-factory=olmo2_1M",
+        "--sequence-length=32",
+        "--trainer.device=cpu",
+        "--model.vocab_size=1024",
+        "--dataset.tokenizer={vocab_size: 1000, eos_token_id: 0, pad_token_id: 999}",
+        "--data_loader.global_batch_size=256",
+        "--data_loader.num_workers=1",
+        "--train_module.rank_microbatch_size=64",
+        "--train_module.optim.lr=0.01",
+        "--trainer.metrics_collect_interval=1",
+        "--trainer.callbacks.lm_evaluator.enabled=false",
+        "--trainer.callbacks.downstream_evaluator.enabled=false",
+        "--trainer.callbacks.checkpointer={save_interval: 8, ephemeral_save_interval: null}",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    a.push(format!("--dataset.paths=[{}]", data(dir).display()));
+    a.push(format!("--save-folder={}", dir.join(save).display()));
+    a.push(format!("--work-dir={}", dir.join("cache").display()));
+    a.extend(extra.iter().map(|s| s.to_string()));
+    a
+}
+
+fn olmo_train(args: &[String]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_olmo-train"))
+        .args(args)
+        .env("OMP_NUM_THREADS", "1")
+        .output()
+        .unwrap()
+}
+
+fn launch(n: u32, args: &[String]) -> Output {
+    let mut a = vec![
+        "launch".to_string(),
+        format!("--nproc-per-node={n}"),
+        format!("--master-port={}", free_port()),
+    ];
+    a.extend(args.iter().cloned());
+    olmo_train(&a)
+}
+
+fn losses(save: &Path) -> Vec<f64> {
+    std::fs::read_to_string(save.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["train/CE loss"]
+                .as_f64()
+                .unwrap()
+        })
+        .collect()
+}
+
+fn weights(dir: &Path) -> Vec<(String, Tensor)> {
+    let mut w = Tensor::read_safetensors(dir.join("model_and_optim/model.safetensors")).unwrap();
+    w.sort_by(|a, b| a.0.cmp(&b.0));
+    w
+}
+
+fn assert_close(a: &[f64], b: &[f64]) {
+    assert_eq!(a.len(), b.len());
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        assert!(
+            (x - y).abs() <= 1e-5 * x.abs(),
+            "step {}: {x} vs {y}",
+            i + 1
+        );
+    }
+}
+
+#[test]
+fn two_processes_match_one_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let max = "--trainer.max_duration={value: 20, unit: steps}";
+    let one = olmo_train(&train_args("one", dir.path(), "one", &[max]));
+    assert!(
+        one.status.success(),
+        "{}",
+        String::from_utf8_lossy(&one.stderr)
+    );
+    let two = launch(2, &train_args("two", dir.path(), "two", &[max]));
+    let err = String::from_utf8_lossy(&two.stderr);
+    assert!(two.status.success(), "{err}");
+    assert!(
+        err.contains("[rank 1]") && err.contains("[rank 0]"),
+        "output is prefixed with the rank"
+    );
+    assert_close(
+        &losses(&dir.path().join("one")),
+        &losses(&dir.path().join("two")),
+    );
+    for ((n, a), (_, b)) in weights(&dir.path().join("one/step20"))
+        .iter()
+        .zip(weights(&dir.path().join("two/step20")))
+    {
+        assert!(
+            a.allclose(&b, 1e-5, 1e-6, false),
+            "{n} differs after 20 steps"
+        );
+    }
+}
+
+#[test]
+fn two_processes_resume_a_one_process_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let max = "--trainer.max_duration={value: 16, unit: steps}";
+    let reference = olmo_train(&train_args("r", dir.path(), "reference", &[max]));
+    assert!(reference.status.success());
+    let first = olmo_train(&train_args(
+        "r",
+        dir.path(),
+        "mixed",
+        &[max, "--trainer.hard_stop={value: 8, unit: steps}"],
+    ));
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let second = launch(2, &train_args("r", dir.path(), "mixed", &[max]));
+    assert!(
+        second.status.success(),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    assert_close(
+        &losses(&dir.path().join("reference")),
+        &losses(&dir.path().join("mixed")),
+    );
+}
+
+fn pids_of(marker: &str) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker))
+        })
+        .collect()
+}
+
+fn rank_of(pid: i32) -> Option<String> {
+    let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    env.split(|&b| b == 0).find_map(|kv| {
+        String::from_utf8_lossy(kv)
+            .strip_prefix("RANK=")
+            .map(String::from)
+    })
+}
+
+#[test]
+fn a_killed_worker_stops_the_run_within_30_seconds_leaving_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = format!("killtest-{}", std::process::id());
+    let mut args = vec![
+        "launch".to_string(),
+        "--nproc-per-node=2".into(),
+        format!("--master-port={}", free_port()),
+    ];
+    args.extend(train_args(
+        &marker,
+        dir.path(),
+        "save",
+        &[
+            "--trainer.max_duration={value: 1000000, unit: steps}",
+            "--trainer.no_checkpoints",
+        ],
+    ));
+    let mut launcher = Command::new(env!("CARGO_BIN_EXE_olmo-train"))
+        .args(&args)
+        .env("OMP_NUM_THREADS", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let metrics = dir.path().join("save/metrics.jsonl");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::fs::read_to_string(&metrics)
+        .map(|t| t.lines().count() < 3)
+        .unwrap_or(true)
+    {
+        assert!(Instant::now() < deadline, "training never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let victim = pids_of(&marker)
+        .into_iter()
+        .find(|&p| p != launcher.id() as i32 && rank_of(p).as_deref() == Some("1"))
+        .expect("rank 1");
+    // SAFETY: killing a process this test started (through the launcher).
+    unsafe { libc::kill(victim, libc::SIGKILL) };
+    let killed = Instant::now();
+    let status = loop {
+        if let Some(s) = launcher.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(30),
+            "the launcher did not exit within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(!status.success());
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        pids_of(&marker).is_empty(),
+        "processes of the run are left: {:?}",
+        pids_of(&marker)
+    );
+}
+
+#[test]
+fn olmo_cores_tutorial_command_runs_on_cpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = vec![
+        "launch".to_string(),
+        "--nproc-per-node=2".into(),
+        format!("--master-port={}", free_port()),
+    ];
+    args.extend(
+        [
+            "tutorial-run-01".to_string(),
+            format!(
+                "--save-folder={}",
+                dir.path().join("tutorial-run-01").display()
+            ),
+            format!("--work-dir={}", dir.path().join("dataset-cache").display()),
+            "--trainer.callbacks.lm_evaluator.enabled=false".into(),
+            "--trainer.callbacks.downstream_evaluator.enabled=false".into(),
+            "--trainer.no_checkpoints".into(),
+            "--trainer.hard_stop={value: 100, unit: steps}".into(),
+        ]
+        .into_iter()
+        .chain(
+            // Overrides that make the model tiny and point at local data.
+            [
+                "--model-factory=olmo2_1M",
+                "--sequence-length=32",
+                "--model.vocab_size=1024",
+                "--dataset.tokenizer={vocab_size: 1000, eos_token_id: 0, pad_token_id: 999}",
+                "--data_loader.global_batch_size=128",
+                "--train_module.rank_microbatch_size=64",
+                "--trainer.metrics_collect_interval=10",
+            ]
+            .iter()
+            .map(|s| s.to_string()),
+        ),
+    );
+    args.push(format!("--dataset.paths=[{}]", data(dir.path()).display()));
+    let o = olmo_train(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(losses(&dir.path().join("tutorial-run-01")).len(), 100);
+}
