@@ -121,7 +121,11 @@ pub fn train(config: &ExperimentConfig, stop: Arc<AtomicBool>) -> Result<TrainSu
     let loader_paths = data_paths.clone();
     let mut module = TrainModule::new(&config.train_module, model, seq, device)?;
     let save_folder = PathBuf::from(&config.trainer.save_folder);
-    let loaded = load_start_state(config, &save_folder, &mut module)?;
+    let loaded = load_start_state(config, &save_folder, &mut module, dist.rank == 0)?;
+    if let Some(pg) = &group {
+        // Every rank has loaded its start state before rank 0 may write the step-0 checkpoint.
+        pg.barrier()?;
+    }
     let console = config
         .trainer
         .callbacks
@@ -306,9 +310,14 @@ fn load_start_state(
     config: &ExperimentConfig,
     save_folder: &Path,
     module: &mut TrainModule,
+    is_main: bool,
 ) -> Result<Option<TrainerState>> {
     let t = &config.trainer;
-    for stale in layout::stale_temp_dirs(save_folder) {
+    // Only rank 0 cleans up: another rank's "stale" folder could be rank 0's save in progress.
+    for stale in layout::stale_temp_dirs(save_folder)
+        .into_iter()
+        .filter(|_| is_main)
+    {
         tracing::warn!(
             "removing the unfinished checkpoint {} (a save was interrupted)",
             stale.display()
