@@ -8,20 +8,10 @@ use std::time::{Duration, Instant};
 
 use tch::Tensor;
 
+mod common;
+
 fn write_data(dir: &Path) -> String {
-    let path = dir.join("tokens.npy");
-    let ids: Vec<u8> = (0..20_000usize)
-        .map(|i| {
-            if i % 50 == 49 {
-                0u16
-            } else {
-                1 + ((i * 7 + i / 300) % 97) as u16
-            }
-        })
-        .flat_map(|t| t.to_le_bytes())
-        .collect();
-    std::fs::write(&path, ids).unwrap();
-    path.display().to_string()
+    common::learnable_tokens(dir, 20_000).display().to_string()
 }
 
 fn args(save: &Path, data: &str, extra: &[&str]) -> Vec<String> {

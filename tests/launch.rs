@@ -16,20 +16,10 @@ fn free_port() -> String {
         .to_string()
 }
 
+mod common;
+
 fn data(dir: &Path) -> PathBuf {
-    let p = dir.join("t.npy");
-    let ids: Vec<u8> = (0..20_000usize)
-        .map(|i| {
-            if i % 50 == 49 {
-                0u16
-            } else {
-                1 + ((i * 7 + i / 300) % 97) as u16
-            }
-        })
-        .flat_map(|t| t.to_le_bytes())
-        .collect();
-    std::fs::write(&p, ids).unwrap();
-    p
+    common::learnable_tokens(dir, 20_000)
 }
 
 fn train_args(run: &str, dir: &Path, save: &str, extra: &[&str]) -> Vec<String> {

@@ -5,7 +5,7 @@
 use tch::{Device, Kind, Tensor};
 
 use super::norm::RmsNorm;
-use super::rope::Rope;
+use super::rope::{Rope, RopeTables};
 
 pub struct Attention {
     pub w_q: Tensor,
@@ -21,26 +21,23 @@ pub struct Attention {
     pub window: Option<i64>,
 }
 
-/// Per-forward context shared by every layer: RoPE positions and the document mask, if any.
+/// Per-forward context shared by every layer: RoPE tables and the document mask, if any.
 pub struct AttentionContext {
-    pub positions: Tensor,
+    pub rope: RopeTables,
     /// `[B, 1, T, T]` bool, true where attention is allowed (documents and causality), or `None`.
     pub doc_mask: Option<Tensor>,
 }
 
 impl AttentionContext {
-    pub fn new(batch: i64, t: i64, doc_lens: Option<&Tensor>, device: Device) -> Self {
-        let positions = Rope::positions(t, doc_lens, device);
+    pub fn new(batch: i64, t: i64, doc_lens: Option<&Tensor>, device: Device, rope: &Rope) -> Self {
+        let rope = rope.tables_at(&Rope::positions(t, doc_lens, device));
         let doc_mask = doc_lens.map(|lens| {
             let ids = document_ids(lens, t).to_device(device);
             let same_doc = ids.unsqueeze(2).eq_tensor(&ids.unsqueeze(1));
             let causal = Tensor::ones([t, t], (Kind::Bool, device)).tril(0);
             (same_doc.logical_and(&causal)).view([batch, 1, t, t])
         });
-        Self {
-            positions,
-            doc_mask,
-        }
+        Self { rope, doc_mask }
     }
 }
 
@@ -61,7 +58,7 @@ fn document_ids(lens: &Tensor, t: i64) -> Tensor {
 }
 
 impl Attention {
-    pub fn forward(&self, x: &Tensor, rope: &Rope, ctx: &AttentionContext) -> Tensor {
+    pub fn forward(&self, x: &Tensor, ctx: &AttentionContext) -> Tensor {
         let (b, t, _) = x.size3().unwrap_or((0, 0, 0));
         let mut q = x.linear::<Tensor>(&self.w_q, None);
         let mut k = x.linear::<Tensor>(&self.w_k, None);
@@ -72,11 +69,10 @@ impl Attention {
         if let Some(n) = &self.k_norm {
             k = n.forward(&k);
         }
-        let q = rope.apply(&q.view([b, t, self.n_heads, self.head_dim]), &ctx.positions);
-        let k = rope.apply(
-            &k.view([b, t, self.n_kv_heads, self.head_dim]),
-            &ctx.positions,
-        );
+        let q = ctx.rope.apply(&q.view([b, t, self.n_heads, self.head_dim]));
+        let k = ctx
+            .rope
+            .apply(&k.view([b, t, self.n_kv_heads, self.head_dim]));
         let v = v.view([b, t, self.n_kv_heads, self.head_dim]);
         // SDPA takes (B, heads, T, head_dim).
         let (q, k, v) = (q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2));

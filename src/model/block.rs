@@ -5,7 +5,6 @@ use tch::Tensor;
 
 use super::attention::{Attention, AttentionContext};
 use super::norm::RmsNorm;
-use super::rope::Rope;
 
 pub struct FeedForward {
     pub w1: Tensor,
@@ -37,21 +36,17 @@ pub struct Block {
 }
 
 impl Block {
-    pub fn forward(&self, x: &Tensor, rope: &Rope, ctx: &AttentionContext) -> Tensor {
+    pub fn forward(&self, x: &Tensor, ctx: &AttentionContext) -> Tensor {
         match self.placement {
             NormPlacement::Pre => {
-                let h = x + self
-                    .attention
-                    .forward(&self.attention_norm.forward(x), rope, ctx);
+                let h = x + self.attention.forward(&self.attention_norm.forward(x), ctx);
                 let ff = self
                     .feed_forward
                     .forward(&self.feed_forward_norm.forward(&h));
                 h + ff
             }
             NormPlacement::Reordered => {
-                let h = x + self
-                    .attention_norm
-                    .forward(&self.attention.forward(x, rope, ctx));
+                let h = x + self.attention_norm.forward(&self.attention.forward(x, ctx));
                 let ff = self
                     .feed_forward_norm
                     .forward(&self.feed_forward.forward(&h));

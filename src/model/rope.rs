@@ -51,16 +51,31 @@ impl Rope {
         }
     }
 
-    /// Applies RoPE to `x` of shape `[B, T, H, head_dim]` at `positions` (`[B or 1, T]`).
-    pub fn apply(&self, x: &Tensor, positions: &Tensor) -> Tensor {
-        let dtype = x.kind();
+    /// The sin/cos tables for `positions` (`[B or 1, T]`), built once per forward and shared by
+    /// every layer's queries and keys.
+    pub fn tables_at(&self, positions: &Tensor) -> RopeTables {
         let (b, t) = (positions.size()[0], positions.size()[1]);
         let (sin, cos) = self.tables(&positions.reshape([-1]));
-        let sin = sin.view([b, t, 1, self.head_dim]);
-        let cos = cos.view([b, t, 1, self.head_dim]);
+        RopeTables {
+            sin: sin.view([b, t, 1, self.head_dim]),
+            cos: cos.view([b, t, 1, self.head_dim]),
+        }
+    }
+}
+
+/// RoPE's sin/cos for one forward, shaped `[B or 1, T, 1, head_dim]`.
+pub struct RopeTables {
+    sin: Tensor,
+    cos: Tensor,
+}
+
+impl RopeTables {
+    /// Applies RoPE to `x` of shape `[B, T, H, head_dim]` in fp32 and casts back.
+    pub fn apply(&self, x: &Tensor) -> Tensor {
+        let dtype = x.kind();
         let xf = x.to_kind(Kind::Float);
         let halves = xf.chunk(2, -1);
         let rotated = Tensor::cat(&[&(-&halves[1]), &halves[0]], -1);
-        (&xf * cos + rotated * sin).to_kind(dtype)
+        (&xf * &self.cos + rotated * &self.sin).to_kind(dtype)
     }
 }

@@ -213,10 +213,10 @@ impl Transformer {
     /// training can compute the loss in chunks without materializing all logits.
     pub fn forward_hidden(&self, input_ids: &Tensor, doc_lens: Option<&Tensor>) -> Tensor {
         let (b, t) = input_ids.size2().unwrap_or((0, 0));
-        let ctx = AttentionContext::new(b, t, doc_lens, input_ids.device());
+        let ctx = AttentionContext::new(b, t, doc_lens, input_ids.device(), &self.rope);
         let mut h = Tensor::embedding(&self.embeddings, input_ids, -1, false, false);
         for block in &self.blocks {
-            h = block.forward(&h, &self.rope, &ctx);
+            h = block.forward(&h, &ctx);
         }
         self.head_norm.forward(&h)
     }

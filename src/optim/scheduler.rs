@@ -30,6 +30,29 @@ fn resolve(count: Option<u64>, fraction: Option<f64>, t_max: u64, name: &str) ->
     }
 }
 
+/// OLMo-core's shape shared by `LinearWithWarmup` and `CosWithWarmup`: linear warmup while
+/// `current < warmup`, `alpha_f * lr` from `t_max` on, and in between `decay(eta_min, done, span)` with
+/// the steps done of the decay phase and its length (kept apart so the float operations run in
+/// OLMo-core's order).
+fn warmup_then_decay(
+    lr: f64,
+    current: u64,
+    t_max: u64,
+    alpha_f: f64,
+    (warmup, warmup_fraction, warmup_min_lr): (Option<u64>, Option<f64>, f64),
+    decay: impl Fn(f64, f64, f64) -> f64,
+) -> Result<f64> {
+    let eta_min = lr * alpha_f;
+    let w = resolve(warmup, warmup_fraction, t_max, "warmup")?;
+    Ok(if current < w {
+        linear_warmup(lr, current, w, warmup_min_lr)
+    } else if current >= t_max {
+        eta_min
+    } else {
+        decay(eta_min, (current - w) as f64, (t_max - w) as f64)
+    })
+}
+
 /// Checks a scheduler's settings once, before training starts.
 pub fn validate(s: &SchedulerConfig, t_max: u64) -> Result<()> {
     lr_at(s, 1.0, 1, t_max.max(1)).map(|_| ())
@@ -60,31 +83,28 @@ pub fn lr_at(s: &SchedulerConfig, lr: f64, current: u64, t_max: u64) -> Result<f
             }
         }
         SchedulerConfig::LinearWithWarmup(c) => {
-            let t_max = c.t_max.unwrap_or(t_max);
-            let eta_min = lr * c.alpha_f;
-            let w = resolve(c.warmup, c.warmup_fraction, t_max, "warmup")?;
-            if current < w {
-                linear_warmup(lr, current, w, c.warmup_min_lr)
-            } else if current >= t_max {
-                eta_min
-            } else {
-                lr - (lr - eta_min) * ((current - w) as f64 / (t_max - w) as f64)
-            }
+            let w = (c.warmup, c.warmup_fraction, c.warmup_min_lr);
+            warmup_then_decay(
+                lr,
+                current,
+                c.t_max.unwrap_or(t_max),
+                c.alpha_f,
+                w,
+                |eta_min, done, span| lr - (lr - eta_min) * (done / span),
+            )?
         }
         SchedulerConfig::CosWithWarmup(c) => {
-            let t_max = c.t_max.unwrap_or(t_max);
-            let eta_min = lr * c.alpha_f;
-            let w = resolve(c.warmup, c.warmup_fraction, t_max, "warmup")?;
-            if current < w {
-                linear_warmup(lr, current, w, c.warmup_min_lr)
-            } else if current >= t_max {
-                eta_min
-            } else {
-                eta_min
-                    + (lr - eta_min)
-                        * (1.0 + (PI * (current - w) as f64 / (t_max - w) as f64).cos())
-                        / 2.0
-            }
+            let w = (c.warmup, c.warmup_fraction, c.warmup_min_lr);
+            warmup_then_decay(
+                lr,
+                current,
+                c.t_max.unwrap_or(t_max),
+                c.alpha_f,
+                w,
+                |eta_min, done, span| {
+                    eta_min + (lr - eta_min) * (1.0 + (PI * done / span).cos()) / 2.0
+                },
+            )?
         }
     })
 }
