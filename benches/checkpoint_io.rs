@@ -1,5 +1,7 @@
 //! Checkpoint write/read throughput for a model-sized state against a plain copy of the same bytes.
 //! `cargo bench --bench checkpoint_io -- DIR [PARAMS]` (scripts/bench-checkpoint.sh runs it for 1B).
+mod support;
+
 use std::time::Instant;
 
 use olmo_train::checkpoint::{self, layout};
@@ -7,10 +9,10 @@ use olmo_train::data::LoaderState;
 use tch::{Device, Kind, Tensor};
 
 fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| a != "--bench")
-        .collect();
+    let Some(args) = support::positional_args_when_benchmarking() else {
+        println!("checkpoint_io: run by cargo test, not cargo bench; nothing to measure");
+        return;
+    };
     let Some(dir) = args.first() else {
         println!("checkpoint_io bench: pass DIR [PARAMS] (see scripts/bench-checkpoint.sh); nothing to measure");
         return;

@@ -1,5 +1,7 @@
 //! How long resolving a config takes (defaults + 10 overrides + typed deserialization): the part of
 //! `--dry-run` that is ours rather than process start-up. `cargo bench --bench config_resolve`.
+mod support;
+
 use std::time::Instant;
 
 use olmo_train::config::overrides::Override;
@@ -26,7 +28,12 @@ fn main() {
     .iter()
     .map(|a| Override::parse(a).expect("valid override"))
     .collect();
-    let iters = 2000;
+    // Under `cargo test` one short pass checks the bench still runs; `cargo bench` measures.
+    let iters = if support::positional_args_when_benchmarking().is_some() {
+        2000
+    } else {
+        10
+    };
     let start = Instant::now();
     for _ in 0..iters {
         std::hint::black_box(resolve_config(&opts, None, &overrides).expect("resolves"));

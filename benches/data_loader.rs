@@ -1,6 +1,8 @@
 //! Data-loader throughput (instances/s) against a raw memory-mapped read of the same instances.
 //! `cargo bench --bench data_loader -- DIR SEQ_LEN [BATCHES]` over the uint32 token files in DIR
 //! (scripts/bench-data.sh makes them and runs OLMo-core's loader on the same files).
+mod support;
+
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -21,10 +23,10 @@ fn env_or(name: &str, default: u64) -> u64 {
 
 fn main() {
     olmo_train::process_setup::tune_allocator();
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| a != "--bench")
-        .collect();
+    let Some(args) = support::positional_args_when_benchmarking() else {
+        println!("data_loader: run by cargo test, not cargo bench; nothing to measure");
+        return;
+    };
     let (Some(dir), Some(seq)) = (
         args.first(),
         args.get(1).and_then(|s| s.parse::<u64>().ok()),
