@@ -41,6 +41,16 @@ impl AttentionContext {
     }
 }
 
+impl AttentionContext {
+    /// Explicit positions (`[B, T]`) and mask (`[B, 1, T, T]`), for packed sequences.
+    pub fn with_mask(positions: &Tensor, mask: Tensor, rope: &Rope) -> Self {
+        Self {
+            rope: rope.tables_at(&positions.to_kind(Kind::Float)),
+            doc_mask: Some(mask),
+        }
+    }
+}
+
 /// The document index of every token, `[B, T]`, from zero-padded document lengths.
 fn document_ids(lens: &Tensor, t: i64) -> Tensor {
     let rows: Vec<Vec<i64>> =

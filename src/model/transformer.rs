@@ -221,6 +221,29 @@ impl Transformer {
         self.head_norm.forward(&h)
     }
 
+    /// The final-norm hidden states for packed sequences with explicit RoPE `positions` (`[B, T]`) and
+    /// an attention `mask` (`[B, 1, T, T]` bool, true where allowed): downstream evaluation packs one
+    /// context with all its continuations this way, each continuation seeing only the context and itself.
+    pub fn forward_hidden_masked(
+        &self,
+        input_ids: &Tensor,
+        positions: &Tensor,
+        mask: &Tensor,
+    ) -> Tensor {
+        let ctx = AttentionContext::with_mask(positions, mask.shallow_clone(), &self.rope);
+        let mut h = Tensor::embedding(&self.embeddings, input_ids, -1, false, false);
+        for block in &self.blocks {
+            h = block.forward(&h, &ctx);
+        }
+        self.head_norm.forward(&h)
+    }
+
+    /// Whether any layer uses sliding-window attention (whose window follows sequence order, so packed
+    /// sequences with their own positions cannot use it).
+    pub fn has_sliding_window(&self) -> bool {
+        self.blocks.iter().any(|b| b.attention.window.is_some())
+    }
+
     /// The LM head's projection `[vocab, d_model]` (`lm_head.w_out.weight`).
     pub fn lm_head_weight(&self) -> &Tensor {
         &self.w_out
