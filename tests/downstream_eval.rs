@@ -39,6 +39,7 @@ fn evaluator(task: &str, share: bool, batch_tokens: usize, context: usize) -> Do
         rank: 0,
         world: 1,
         share_contexts: share,
+        model_vocab_size: 100_352,
     };
     DownstreamEvaluator::new(task, &settings).unwrap()
 }
@@ -119,10 +120,32 @@ fn a_missing_task_lists_the_available_ones() {
         rank: 0,
         world: 1,
         share_contexts: true,
+        model_vocab_size: 100_352,
     };
     let err = DownstreamEvaluator::new("hellaswag_rc_5shot", &settings)
         .err()
         .unwrap()
         .to_string();
     assert!(err.contains("arc_easy, hellaswag, winogrande"), "{err}");
+}
+
+#[test]
+fn a_tokenizer_larger_than_the_model_is_an_error_not_a_crash() {
+    let tokenizer = TextTokenizer::load("dolma2").unwrap();
+    let settings = DownstreamSettings {
+        tasks_dir: Path::new(TASKS),
+        tokenizer: &tokenizer,
+        tokenizer_config: &TokenizerConfig::dolma2(),
+        max_sequence_length: 64,
+        batch_tokens: 64,
+        rank: 0,
+        world: 1,
+        share_contexts: true,
+        model_vocab_size: 512,
+    };
+    let err = DownstreamEvaluator::new("arc_easy", &settings)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("only 512 embeddings"), "{err}");
 }

@@ -1,5 +1,6 @@
 //! `olmo-train launch` and data parallelism on Gloo (CPU): 2 processes give the 1-process losses and
-//! weights for the same global batch; a 2-process run resumes a 1-process checkpoint; a killed worker
+//! weights and in-loop evaluation numbers for the same global batch; 2-process runs resume 1- and
+//! 2-process checkpoints; a killed worker
 //! brings the whole run down within 30 s with no process left; OLMo-core's tutorial command works.
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -96,17 +97,78 @@ fn assert_close(a: &[f64], b: &[f64]) {
     }
 }
 
+/// The in-loop evaluators on: perplexity on the training file (labelled) and two downstream tasks from
+/// the fixture folder, tokenized with the fixture BPE (ids below the tiny model's vocabulary).
+fn eval_args(dir: &Path) -> Vec<String> {
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+    vec![
+        format!(
+            "--trainer.callbacks.lm_evaluator={{enabled: true, eval_interval: 10, eval_dataset: {{paths: [{}], metadata: [{{label: held}}], sequence_length: 32, tokenizer: {{vocab_size: 1000, eos_token_id: 0, pad_token_id: 999}}, work_dir: {}}}}}",
+            data(dir).display(),
+            dir.join("cache").display()
+        ),
+        format!(
+            "--trainer.callbacks.downstream_evaluator={{enabled: true, tasks: [winogrande, arc_easy], eval_interval: 10, tokenizer: {{vocab_size: 1000, eos_token_id: 0, pad_token_id: 1, identifier: {fixtures}/tokenize/tiny-bpe/tokenizer.json}}}}"
+        ),
+    ]
+}
+
+/// Every `eval/...` value in a run's metrics file, with its step.
+fn eval_metrics(save: &Path) -> Vec<(u64, String, f64)> {
+    let mut out = Vec::new();
+    for line in std::fs::read_to_string(save.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+    {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        for (k, x) in v.as_object().unwrap() {
+            if k.starts_with("eval/") {
+                out.push((v["step"].as_u64().unwrap(), k.clone(), x.as_f64().unwrap()));
+            }
+        }
+    }
+    out
+}
+
 #[test]
 fn two_processes_match_one_process() {
     let dir = tempfile::tempdir().unwrap();
     let max = "--trainer.max_duration={value: 20, unit: steps}";
-    let one = olmo_train(&train_args("one", dir.path(), "one", &[max]));
+    let evals = eval_args(dir.path());
+    let with_evals = |run: &str| {
+        let mut a = train_args(run, dir.path(), run, &[max]);
+        a.extend(evals.iter().cloned());
+        a
+    };
+    let tasks = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/downstream/tasks"
+    );
+    let one = Command::new(env!("CARGO_BIN_EXE_olmo-train"))
+        .args(with_evals("one"))
+        .env("OMP_NUM_THREADS", "1")
+        .env("OLMO_TRAIN_EVAL_TASKS", tasks)
+        .output()
+        .unwrap();
     assert!(
         one.status.success(),
         "{}",
         String::from_utf8_lossy(&one.stderr)
     );
-    let two = launch(2, &train_args("two", dir.path(), "two", &[max]));
+    let two = {
+        let mut a = vec![
+            "launch".to_string(),
+            "--nproc-per-node=2".to_string(),
+            format!("--master-port={}", free_port()),
+        ];
+        a.extend(with_evals("two"));
+        Command::new(env!("CARGO_BIN_EXE_olmo-train"))
+            .args(a)
+            .env("OMP_NUM_THREADS", "1")
+            .env("OLMO_TRAIN_EVAL_TASKS", tasks)
+            .output()
+            .unwrap()
+    };
     let err = String::from_utf8_lossy(&two.stderr);
     assert!(two.status.success(), "{err}");
     assert!(
@@ -117,6 +179,30 @@ fn two_processes_match_one_process() {
         &losses(&dir.path().join("one")),
         &losses(&dir.path().join("two")),
     );
+    // In-loop evaluations (steps 10 and 20): each rank scores its share; the reduced numbers equal
+    // the one-process ones.
+    let (e1, e2) = (
+        eval_metrics(&dir.path().join("one")),
+        eval_metrics(&dir.path().join("two")),
+    );
+    assert!(
+        e1.iter()
+            .any(|(s, k, _)| *s == 10 && k == "eval/lm/held/CE loss"),
+        "{e1:?}"
+    );
+    assert!(
+        e1.iter()
+            .any(|(s, k, _)| *s == 20 && k == "eval/downstream/arc_easy (accuracy)"),
+        "{e1:?}"
+    );
+    assert_eq!(e1.len(), e2.len());
+    for ((s1, k1, a), (s2, k2, b)) in e1.iter().zip(&e2) {
+        assert_eq!((s1, k1), (s2, k2));
+        assert!(
+            (a - b).abs() <= 1e-5 * a.abs().max(1.0),
+            "step {s1} {k1}: {a} vs {b}"
+        );
+    }
     for ((n, a), (_, b)) in weights(&dir.path().join("one/step20"))
         .iter()
         .zip(weights(&dir.path().join("two/step20")))
@@ -129,11 +215,13 @@ fn two_processes_match_one_process() {
 }
 
 #[test]
-fn two_processes_resume_a_one_process_checkpoint() {
+fn two_processes_resume_one_and_two_process_checkpoints() {
     let dir = tempfile::tempdir().unwrap();
-    let max = "--trainer.max_duration={value: 16, unit: steps}";
+    let max = "--trainer.max_duration={value: 24, unit: steps}";
     let reference = olmo_train(&train_args("r", dir.path(), "reference", &[max]));
     assert!(reference.status.success());
+    // Steps 1-8 on one process, 9-16 on two (from the one-process checkpoint), 17-24 on two (from the
+    // two-process checkpoint).
     let first = olmo_train(&train_args(
         "r",
         dir.path(),
@@ -145,12 +233,17 @@ fn two_processes_resume_a_one_process_checkpoint() {
         "{}",
         String::from_utf8_lossy(&first.stderr)
     );
-    let second = launch(2, &train_args("r", dir.path(), "mixed", &[max]));
-    assert!(
-        second.status.success(),
-        "{}",
-        String::from_utf8_lossy(&second.stderr)
-    );
+    for stop in [
+        "--trainer.hard_stop={value: 16, unit: steps}",
+        "--trainer.hard_stop=null",
+    ] {
+        let next = launch(2, &train_args("r", dir.path(), "mixed", &[max, stop]));
+        assert!(
+            next.status.success(),
+            "{}",
+            String::from_utf8_lossy(&next.stderr)
+        );
+    }
     assert_close(
         &losses(&dir.path().join("reference")),
         &losses(&dir.path().join("mixed")),

@@ -51,7 +51,7 @@ fn perplexity_matches_olmo_cores_evaluator() {
     });
     let work = tempfile::tempdir().unwrap();
     let mut ev = LmEvaluator::new(&eval_config(work.path()), 4 * 64, 0, 1).unwrap();
-    let got = ev.run(&model, Device::Cpu).unwrap();
+    let got = ev.run(&model, Device::Cpu, None).unwrap();
     for label in ["alpha", "beta"] {
         for metric in ["CE loss", "PPL"] {
             let ours = got[&format!("eval/lm/{label}/{metric}")];
@@ -65,7 +65,7 @@ fn perplexity_matches_olmo_cores_evaluator() {
         }
     }
     // The same numbers on every pass.
-    assert_eq!(ev.run(&model, Device::Cpu).unwrap(), got);
+    assert_eq!(ev.run(&model, Device::Cpu, None).unwrap(), got);
 }
 
 #[test]
@@ -77,7 +77,12 @@ fn an_eval_dataset_without_labels_is_an_error() {
     assert!(err.contains("label"), "{err}");
 }
 
-/// In-loop perplexity at a step equals `olmo-train eval` on that step's checkpoint.
+const TASKS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/downstream/tasks"
+);
+
+/// In-loop perplexity and downstream metrics at a step equal `olmo-train eval` on that step's checkpoint.
 #[test]
 fn in_loop_equals_standalone_eval() {
     let dir = tempfile::tempdir().unwrap();
@@ -88,7 +93,7 @@ fn in_loop_equals_standalone_eval() {
             "--model-factory=olmo2_1M",
             "--sequence-length=64",
             "--trainer.device=cpu",
-            "--model.vocab_size=512",
+            "--model.vocab_size=1024",
             "--dataset.tokenizer={vocab_size: 500, eos_token_id: 0, pad_token_id: 499}",
             &format!("--dataset.paths=[{DIR}/eval/alpha.npy]"),
             "--data_loader.global_batch_size=256",
@@ -99,11 +104,12 @@ fn in_loop_equals_standalone_eval() {
             &format!("--trainer.callbacks.lm_evaluator.eval_dataset.paths=[{DIR}/eval/alpha.npy, {DIR}/eval/beta.npy]"),
             "--trainer.callbacks.lm_evaluator.eval_dataset.metadata=[{label: alpha}, {label: beta}]",
             "--trainer.callbacks.lm_evaluator.eval_dataset.tokenizer={vocab_size: 500, eos_token_id: 0, pad_token_id: 499}",
-            "--trainer.callbacks.downstream_evaluator.enabled=false",
+            &format!("--trainer.callbacks.downstream_evaluator={{tasks: [arc_easy], eval_interval: 4, tokenizer: {{vocab_size: 1000, eos_token_id: 0, pad_token_id: 1, identifier: {DIR}/tokenize/tiny-bpe/tokenizer.json}}}}"),
             &format!("--save-folder={}", save.display()),
             &format!("--work-dir={}", dir.path().join("cache").display()),
         ])
         .env("OMP_NUM_THREADS", "1")
+        .env("OLMO_TRAIN_EVAL_TASKS", TASKS)
         .output()
         .unwrap();
     assert!(
@@ -129,6 +135,8 @@ fn in_loop_equals_standalone_eval() {
             out.to_str().unwrap(),
             "--device",
             "cpu",
+            "--task-dir",
+            TASKS,
         ])
         .env("OMP_NUM_THREADS", "1")
         .output()
@@ -145,5 +153,52 @@ fn in_loop_equals_standalone_eval() {
     assert!(
         (in_loop - standalone).abs() <= 1e-5 * standalone,
         "{in_loop} vs {standalone}"
+    );
+    for key in [
+        "eval/downstream/arc_easy (accuracy)",
+        "eval/downstream/arc_easy (CE loss)",
+        "eval/downstream/arc_easy (BPB v2)",
+    ] {
+        let a = rows[3][key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key} at step 4"));
+        let b = report["metrics"][key].as_f64().unwrap();
+        assert!(
+            (a - b).abs() <= 1e-5 * a.abs().max(1.0),
+            "{key}: {a} vs {b}"
+        );
+    }
+    // Tasks named on the command line replace the config's; an unknown one lists what the folder has.
+    let eval_tasks = |tasks: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_olmo-train"))
+            .args([
+                "eval",
+                save.join("step4").to_str().unwrap(),
+                "--device",
+                "cpu",
+                "--task-dir",
+                TASKS,
+            ])
+            .args(["--output", out.to_str().unwrap(), "--tasks", tasks])
+            .env("OMP_NUM_THREADS", "1")
+            .output()
+            .unwrap()
+    };
+    let o = eval_tasks("winogrande");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("eval/downstream/winogrande (accuracy)"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("arc_easy") && !stdout.contains("eval/lm/"),
+        "{stdout}"
+    );
+    let o = eval_tasks("hellaswag_rc_5shot");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("available in") && err.contains("arc_easy, hellaswag, winogrande"),
+        "{err}"
     );
 }

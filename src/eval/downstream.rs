@@ -31,6 +31,8 @@ pub struct DownstreamSettings<'a> {
     pub world: usize,
     /// Pack a document's continuations behind one copy of its context (off for sliding-window models).
     pub share_contexts: bool,
+    /// The model's embedding rows: every token id must be below it.
+    pub model_vocab_size: u64,
 }
 
 /// The request behind each score slot, in document order.
@@ -71,6 +73,15 @@ impl DownstreamEvaluator {
                 .into_iter()
                 .map(i64::from)
                 .collect();
+            if let Some(bad) = ids.iter().find(|&&t| t as u64 >= s.model_vocab_size) {
+                return Err(Error::InvalidValue {
+                    path: format!("downstream task {} tokenizer", task.name),
+                    reason: format!(
+                        "it produces token id {bad}, but the model has only {} embeddings; use the tokenizer the model was trained with",
+                        s.model_vocab_size
+                    ),
+                });
+            }
             cache.insert(text.to_string(), ids.clone());
             Ok(ids)
         };
@@ -99,19 +110,16 @@ impl DownstreamEvaluator {
                         reason: "a context or continuation encodes to no tokens".into(),
                     });
                 }
-                let (ctx, cut) = packing::truncate_context(
-                    &context,
-                    continuation.len(),
-                    s.max_sequence_length,
-                )
-                .ok_or_else(|| Error::InvalidValue {
-                    path: format!("downstream task {} document {}", task.name, doc.id),
-                    reason: format!(
+                let (ctx, cut) =
+                    packing::truncate_context(&context, continuation.len(), s.max_sequence_length)
+                        .ok_or_else(|| Error::InvalidValue {
+                            path: format!("downstream task {} document {}", task.name, doc.id),
+                            reason: format!(
                         "continuation {c} ({} tokens) does not fit the context window of {} tokens",
                         continuation.len(),
                         s.max_sequence_length
                     ),
-                })?;
+                        })?;
                 truncated += cut as usize;
                 if has_dc {
                     let dcs = doc

@@ -4,7 +4,9 @@
 //! bits per byte. Values are kept at fp32, as olmo-eval stores them, so ties break the same way.
 use std::collections::BTreeMap;
 
-/// `log2(e)`, olmo-eval's `LOG_2_OF_E`.
+/// olmo-eval's `LOG_2_OF_E`, truncated as it writes it (not `std::f64::consts::LOG2_E`), so BPB
+/// values are olmo-eval's to the last digit.
+#[allow(clippy::approx_constant)]
 const LOG_2_OF_E: f64 = 1.44269504089;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,7 +2,8 @@
 //! in OLMo-core's deterministic order (its loader with seed 0, epoch 1; the partial last batch dropped),
 //! per-token CE where each document's tokens are selected by its label mask (which, as in OLMo-core,
 //! includes the last real token whose target is padding, a zero term), averaged per path `label`.
-//! Metrics: `eval/lm/{label}/CE loss` and `eval/lm/{label}/PPL`.
+//! Metrics: `eval/lm/{label}/CE loss` and `eval/lm/{label}/PPL`. With several ranks each reads its share
+//! of every batch (as OLMo-core's loader deals them) and one all-reduce sums the per-label totals.
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use crate::config::callbacks::LMEvaluatorCallbackConfig;
 use crate::config::trainer::DurationUnit;
 use crate::data::build::build_padded_dataset;
 use crate::data::{DataLoader, LoaderOptions};
+use crate::dist::ProcessGroup;
 use crate::error::{Error, Result};
 use crate::model::Transformer;
 use crate::train::loss::{labels, token_losses};
@@ -20,13 +22,15 @@ pub struct LmEvaluator {
     loader: DataLoader,
     /// The label of each dataset file.
     file_labels: Vec<String>,
+    /// The distinct labels, sorted: the order of the reduced totals.
+    labels: Vec<String>,
     max_batches: Option<u64>,
     ignore_index: i64,
 }
 
 impl LmEvaluator {
     /// From the `lm_evaluator` callback config; `batch_tokens` is OLMo-core's
-    /// `rank_microbatch_size * world_size`.
+    /// `rank_microbatch_size * world_size`; `rank` and `world` deal each batch over the ranks.
     pub fn new(
         cfg: &LMEvaluatorCallbackConfig,
         batch_tokens: u64,
@@ -54,6 +58,9 @@ impl LmEvaluator {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
+        let mut labels = file_labels.clone();
+        labels.sort();
+        labels.dedup();
         let work_dir = dataset.spec().work_dir.clone();
         let loader = DataLoader::new(
             Arc::new(dataset),
@@ -78,16 +85,24 @@ impl LmEvaluator {
         Ok(Self {
             loader,
             file_labels,
+            labels,
             max_batches,
             ignore_index: -100,
         })
     }
 
-    /// One evaluation pass (always the same batches, in the same order).
-    pub fn run(&mut self, model: &Transformer, device: Device) -> Result<BTreeMap<String, f64>> {
+    /// One evaluation pass (always the same batches, in the same order); with `group`, this rank's share
+    /// and one reduction of the per-label totals.
+    pub fn run(
+        &mut self,
+        model: &Transformer,
+        device: Device,
+        group: Option<&ProcessGroup>,
+    ) -> Result<BTreeMap<String, f64>> {
         self.loader.reset();
         self.loader.reshuffle(Some(1))?;
-        let mut sums: BTreeMap<&str, (f64, f64)> = BTreeMap::new();
+        // Per label: summed token losses and token count.
+        let mut totals = vec![0.0f64; 2 * self.labels.len()];
         let mut n = 0u64;
         while let Some(batch) = self.loader.next_batch() {
             if self.max_batches.is_some_and(|m| n >= m) {
@@ -115,15 +130,28 @@ impl LmEvaluator {
                     reason: format!("evaluation: {e}"),
                 })?;
             for (file, s) in batch.files.iter().zip(stats) {
-                let e = sums.entry(self.file_labels[*file].as_str()).or_default();
-                e.0 += s[0];
-                e.1 += s[1];
+                let label = &self.file_labels[*file];
+                let i = self.labels.binary_search(label).unwrap_or(0);
+                totals[2 * i] += s[0];
+                totals[2 * i + 1] += s[1];
             }
             n += 1;
         }
+        if let Some(pg) = group {
+            let t = Tensor::from_slice(&totals);
+            pg.all_reduce_sum(std::slice::from_ref(&t))?;
+            totals = Vec::<f64>::try_from(&t).map_err(|e| Error::Training {
+                step: 0,
+                reason: format!("evaluation: {e}"),
+            })?;
+        }
         let mut out = BTreeMap::new();
-        for (label, (sum, count)) in sums {
-            let ce = sum / count.max(1.0);
+        for (i, label) in self.labels.iter().enumerate() {
+            let (sum, count) = (totals[2 * i], totals[2 * i + 1]);
+            if count == 0.0 {
+                continue;
+            }
+            let ce = sum / count;
             out.insert(format!("eval/lm/{label}/CE loss"), ce);
             out.insert(format!("eval/lm/{label}/PPL"), ce.exp());
         }

@@ -1,11 +1,13 @@
 //! `olmo-train eval CHECKPOINT`: the in-loop evaluators run on a saved or converted checkpoint, with the
-//! checkpoint's own config (tokenizer, sequence length, micro-batch size, `lm_evaluator` settings), or
-//! with `--lm-sets LABEL=PATH...` in place of its evaluation files. Prints a table; writes JSON.
+//! checkpoint's own config (tokenizer, sequence length, micro-batch size, `lm_evaluator` and
+//! `downstream_evaluator` settings), or with `--lm-sets LABEL=PATH...` and/or `--tasks NAME...` in place
+//! of its evaluation files and tasks. Prints a table; writes JSON.
 use std::path::{Path, PathBuf};
 
-use super::LmEvaluator;
+use super::in_loop::DownstreamSuite;
+use super::{task_file, LmEvaluator};
 use crate::checkpoint::{self, layout};
-use crate::config::callbacks::LMEvaluatorCallbackConfig;
+use crate::config::callbacks::{DownstreamEvaluatorCallbackConfig, LMEvaluatorCallbackConfig};
 use crate::config::data::NumpyPaddedFSLDatasetConfig;
 use crate::config::ExperimentConfig;
 use crate::error::{Error, Result};
@@ -15,7 +17,7 @@ use crate::train::run::select_device;
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
     name = "olmo-train eval",
-    about = "Evaluate a checkpoint (perplexity on held-out token files)"
+    about = "Evaluate a checkpoint: perplexity on held-out token files, downstream tasks"
 )]
 pub struct EvalArgs {
     /// A checkpoint folder, or a save folder (its latest checkpoint is used).
@@ -23,9 +25,12 @@ pub struct EvalArgs {
     /// Perplexity sets as LABEL=PATH (token files; globs allowed), replacing the checkpoint config's.
     #[arg(long = "lm-sets", num_args = 1..)]
     pub lm_sets: Vec<String>,
-    /// Downstream tasks (not built yet in this version).
+    /// Downstream tasks by OLMo-core's names (hellaswag, arc_easy, ...), replacing the config's.
     #[arg(long, num_args = 1..)]
     pub tasks: Vec<String>,
+    /// The task folder (scripts/get-eval-tasks.sh); default $OLMO_TRAIN_EVAL_TASKS, else ./eval-tasks.
+    #[arg(long = "task-dir")]
+    pub task_dir: Option<PathBuf>,
     /// Where to write the results as JSON.
     #[arg(long, default_value = "eval_results.json")]
     pub output: PathBuf,
@@ -40,13 +45,6 @@ pub struct EvalReport {
 }
 
 pub fn run(args: &EvalArgs) -> Result<EvalReport> {
-    if !args.tasks.is_empty() {
-        return Err(Error::NotSupported {
-            path: "--tasks".into(),
-            value: args.tasks.join(","),
-            hint: "downstream tasks are not built yet; --lm-sets works".into(),
-        });
-    }
     let dir = layout::resolve(&args.checkpoint).ok_or_else(|| Error::Input {
         path: args.checkpoint.clone(),
         reason: "not a checkpoint (no .metadata.json and model weights) and holds none".into(),
@@ -57,12 +55,38 @@ pub fn run(args: &EvalArgs) -> Result<EvalReport> {
         path: cfg_path.clone(),
         reason: format!("not an olmo-train config: {e}"),
     })?;
+    let explicit = !args.lm_sets.is_empty() || !args.tasks.is_empty();
+    let lm = if explicit && args.lm_sets.is_empty() {
+        None
+    } else {
+        lm_config(&config, &args.lm_sets)?
+    };
+    let downstream = downstream_config(&config, &args.tasks, explicit);
+    if lm.is_none() && downstream.is_none() {
+        return Err(Error::Usage(
+            "the checkpoint's config has no LM evaluation set and no downstream tasks; pass --lm-sets LABEL=PATH or --tasks NAME"
+                .into(),
+        ));
+    }
     let device = select_device(args.device.as_deref())?;
     let model = Transformer::new(&config.model, device)?;
     checkpoint::load_model(&dir, model.named_parameters())?;
-    let lm = lm_config(&config, &args.lm_sets)?;
-    let mut evaluator = LmEvaluator::new(&lm, config.train_module.rank_microbatch_size, 0, 1)?;
-    let metrics = evaluator.run(&model, device)?;
+    let mut metrics = std::collections::BTreeMap::new();
+    if let Some(lm) = lm {
+        let mut evaluator = LmEvaluator::new(&lm, config.train_module.rank_microbatch_size, 0, 1)?;
+        metrics.extend(evaluator.run(&model, device, None)?);
+    }
+    if let Some(ds) = downstream {
+        let tasks_dir = args
+            .task_dir
+            .clone()
+            .unwrap_or_else(task_file::default_tasks_dir);
+        let suite =
+            DownstreamSuite::build(&ds, &config, &tasks_dir, 0, 1, !model.has_sliding_window())?;
+        for task in &suite.tasks {
+            metrics.extend(task.run(&model, device, None)?);
+        }
+    }
     let report = serde_json::json!({ "checkpoint": dir.display().to_string(), "metrics": metrics });
     write_json(&args.output, &report)?;
     Ok(EvalReport {
@@ -71,8 +95,34 @@ pub fn run(args: &EvalArgs) -> Result<EvalReport> {
     })
 }
 
-/// The checkpoint's `lm_evaluator`, with `--lm-sets` replacing its files and labels.
-fn lm_config(config: &ExperimentConfig, lm_sets: &[String]) -> Result<LMEvaluatorCallbackConfig> {
+/// The checkpoint's `downstream_evaluator` (when enabled and nothing else was asked for), or one for
+/// `--tasks` with the callback's tokenizer, else the dataset's.
+fn downstream_config(
+    config: &ExperimentConfig,
+    tasks: &[String],
+    explicit: bool,
+) -> Option<DownstreamEvaluatorCallbackConfig> {
+    let configured = config.trainer.callbacks.downstream_evaluator.clone();
+    if tasks.is_empty() {
+        return configured.filter(|c| c.enabled && !explicit && !c.tasks.is_empty());
+    }
+    let tokenizer = configured
+        .as_ref()
+        .map(|c| c.tokenizer.clone())
+        .unwrap_or_else(|| config.dataset.tokenizer.clone());
+    Some(DownstreamEvaluatorCallbackConfig {
+        tasks: tasks.to_vec(),
+        tokenizer,
+        ..configured.unwrap_or_default()
+    })
+}
+
+/// The checkpoint's `lm_evaluator`, with `--lm-sets` replacing its files and labels; `None` when it
+/// has no evaluation files.
+fn lm_config(
+    config: &ExperimentConfig,
+    lm_sets: &[String],
+) -> Result<Option<LMEvaluatorCallbackConfig>> {
     let mut lm = config
         .trainer
         .callbacks
@@ -86,12 +136,9 @@ fn lm_config(config: &ExperimentConfig, lm_sets: &[String]) -> Result<LMEvaluato
             .and_then(|d| d.paths.as_ref())
             .is_none()
         {
-            return Err(Error::Usage(
-                "the checkpoint's config has no LM evaluation set; pass --lm-sets LABEL=PATH"
-                    .into(),
-            ));
+            return Ok(None);
         }
-        return Ok(lm);
+        return Ok(Some(lm));
     }
     let mut paths = Vec::new();
     let mut metadata = Vec::new();
@@ -114,7 +161,7 @@ fn lm_config(config: &ExperimentConfig, lm_sets: &[String]) -> Result<LMEvaluato
         dtype: config.dataset.dtype,
         ..base
     });
-    Ok(lm)
+    Ok(Some(lm))
 }
 
 fn write_json(path: &Path, v: &serde_json::Value) -> Result<()> {

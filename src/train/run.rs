@@ -8,7 +8,7 @@ use tch::Device;
 
 use super::checkpointer::Checkpointer;
 use super::train_module::TrainModule;
-use super::trainer::{EvalSchedule, TrainSummary, Trainer, TrainerOptions};
+use super::trainer::{TrainSummary, Trainer, TrainerOptions};
 use crate::checkpoint::{self, layout, TrainerState};
 use crate::config::callbacks::ConsoleLoggerCallback;
 use crate::config::support::unsupported_settings;
@@ -17,7 +17,7 @@ use crate::config::ExperimentConfig;
 use crate::data::build::{build_fsl_dataset, build_loader};
 use crate::dist::{DistEnv, ProcessGroup};
 use crate::error::{Error, Result};
-use crate::eval::LmEvaluator;
+use crate::eval::in_loop::build_schedules;
 use crate::model::Transformer;
 
 /// `trainer.device`, or CUDA when present, else CPU.
@@ -57,7 +57,6 @@ pub fn train(config: &ExperimentConfig, stop: Arc<AtomicBool>) -> Result<TrainSu
     if let Some(u) = unsupported_settings(config).into_iter().next() {
         return Err(u.into());
     }
-    warn_not_built(config);
     let device = select_device(config.trainer.device.as_deref())?;
     let seq = config.dataset.sequence_length;
     if config.train_module.max_sequence_length < seq {
@@ -161,7 +160,13 @@ pub fn train(config: &ExperimentConfig, stop: Arc<AtomicBool>) -> Result<TrainSu
     if let Some(pg) = &group {
         trainer.with_data_parallel(pg.clone());
     }
-    if let Some(eval) = build_eval(config)? {
+    let share_contexts = !trainer.module().model.has_sliding_window();
+    for eval in build_schedules(
+        config,
+        dist.rank as usize,
+        dist.world_size as usize,
+        share_contexts,
+    )? {
         trainer.with_eval(eval);
     }
     if let Some(state) = &loaded {
@@ -376,42 +381,6 @@ fn load_start_state(
     }))
 }
 
-/// The `lm_evaluator` callback, when enabled (and evaluations are not switched off).
-fn build_eval(config: &ExperimentConfig) -> Result<Option<EvalSchedule>> {
-    let Some(cfg) = config
-        .trainer
-        .callbacks
-        .lm_evaluator
-        .as_ref()
-        .filter(|c| c.enabled && !config.trainer.no_evals)
-    else {
-        return Ok(None);
-    };
-    let evaluator = LmEvaluator::new(cfg, config.train_module.rank_microbatch_size, 0, 1)?;
-    Ok(Some(EvalSchedule {
-        evaluator,
-        interval: cfg.eval_interval,
-        fixed_steps: cfg.fixed_steps.clone().unwrap_or_default(),
-        on_startup: cfg.eval_on_startup,
-        on_finish: cfg.eval_on_finish,
-    }))
-}
-
 fn console_patterns(c: &ConsoleLoggerCallback) -> Vec<String> {
     c.metrics.clone()
-}
-
-/// Callbacks that the example enables by default but that later issues build: said out loud, once.
-fn warn_not_built(config: &ExperimentConfig) {
-    let cb = &config.trainer.callbacks;
-    let mut off = Vec::new();
-    if cb.downstream_evaluator.as_ref().is_some_and(|c| c.enabled) && !config.trainer.no_evals {
-        off.push("downstream_evaluator");
-    }
-    if !off.is_empty() {
-        tracing::warn!(
-            "not built yet in this version, so these enabled callbacks will not run: {}",
-            off.join(", ")
-        );
-    }
 }

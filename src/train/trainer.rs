@@ -19,7 +19,7 @@ use crate::config::trainer::Duration;
 use crate::data::DataLoader;
 use crate::dist::ProcessGroup;
 use crate::error::{Error, Result};
-use crate::eval::LmEvaluator;
+use crate::eval::InLoopEvaluator;
 use crate::logging::MetricSink;
 
 /// The trainer's settings, from `trainer` and its callbacks.
@@ -37,9 +37,9 @@ pub struct TrainerOptions {
     pub data_paths: Vec<String>,
 }
 
-/// The in-loop LM evaluator and when it runs (`lm_evaluator` callback).
+/// One evaluator callback (`lm_evaluator`, `downstream_evaluator`) and when it runs.
 pub struct EvalSchedule {
-    pub evaluator: LmEvaluator,
+    pub evaluator: Box<dyn InLoopEvaluator>,
     pub interval: u64,
     pub fixed_steps: Vec<u64>,
     pub on_startup: bool,
@@ -86,7 +86,7 @@ pub struct Trainer {
     first_step_end: Option<Instant>,
     tokens_after_first: u64,
     checkpointer: Checkpointer,
-    eval: Option<EvalSchedule>,
+    evals: Vec<EvalSchedule>,
     sinks: Vec<Box<dyn MetricSink>>,
     /// Data-parallel group, and whether this is rank 0 (the one that logs and writes).
     dp: Option<Arc<ProcessGroup>>,
@@ -131,7 +131,7 @@ impl Trainer {
             first_step_end: None,
             tokens_after_first: 0,
             checkpointer,
-            eval: None,
+            evals: Vec::new(),
             sinks: Vec::new(),
             dp: None,
             is_main: true,
@@ -200,23 +200,30 @@ impl Trainer {
         }
     }
 
-    /// Adds the in-loop LM evaluator.
+    /// Adds an in-loop evaluator callback.
     pub fn with_eval(&mut self, eval: EvalSchedule) {
-        self.eval = Some(eval);
+        self.evals.push(eval);
     }
 
-    /// Runs the LM evaluator now; its metrics plus `throughput/in-loop eval time (s)`.
-    fn evaluate(&mut self) -> Result<StepMetrics> {
-        let Some(e) = self.eval.as_mut() else {
-            return Ok(StepMetrics::new());
-        };
+    /// Runs the evaluators `pick` selects now; their metrics plus `throughput/in-loop eval time (s)`.
+    fn evaluate(&mut self, pick: impl Fn(&EvalSchedule) -> bool) -> Result<StepMetrics> {
         let started = Instant::now();
         let device = self.module.device();
-        let mut m: StepMetrics = e.evaluator.run(&self.module.model, device)?;
-        m.insert(
-            "throughput/in-loop eval time (s)".into(),
-            started.elapsed().as_secs_f64(),
-        );
+        let mut m = StepMetrics::new();
+        let mut ran = false;
+        for e in self.evals.iter_mut().filter(|e| pick(e)) {
+            m.extend(
+                e.evaluator
+                    .run(&self.module.model, device, self.dp.as_deref())?,
+            );
+            ran = true;
+        }
+        if ran {
+            m.insert(
+                "throughput/in-loop eval time (s)".into(),
+                started.elapsed().as_secs_f64(),
+            );
+        }
         Ok(m)
     }
 
@@ -281,8 +288,8 @@ impl Trainer {
         let mut interrupted = false;
         let fresh = self.checkpointer.enabled() && self.progress.step == 0;
         self.checkpoint_with(|c, step, snap| c.pre_train(step, || snap), fresh)?;
-        if self.eval.as_ref().is_some_and(|e| e.on_startup) {
-            let m = self.evaluate()?;
+        if self.evals.iter().any(|e| e.on_startup) {
+            let m = self.evaluate(|e| e.on_startup)?;
             tracing::info!(
                 "{}",
                 console_block(
@@ -330,10 +337,8 @@ impl Trainer {
                 if let Some(s) = save_seconds {
                     host.insert("checkpoint/save_duration_s".into(), s);
                 }
-                let finishing = self.is_done() && self.eval.as_ref().is_some_and(|e| e.on_finish);
-                if self.eval.as_ref().is_some_and(|e| e.due(step)) || finishing {
-                    host.extend(self.evaluate()?);
-                }
+                let finishing = self.is_done();
+                host.extend(self.evaluate(|e| e.due(step) || (finishing && e.on_finish))?);
                 self.pending.push(Pending {
                     step,
                     epoch: self.progress.epoch,
