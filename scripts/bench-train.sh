@@ -27,12 +27,15 @@ for factory in olmo2_1M olmo2_14M; do
             --save-folder="$OUT/run" --work-dir="$OUT/run/cache" >/dev/null 2>&1
     }
     ours 1; first=$(cut -d' ' -f1 "$OUT/time")
+    # Step 1's own compute time, from its data-loading seconds and share: start-up is the rest.
+    step1=$(python3 -c "import json; r = json.loads(open('$OUT/run/metrics.jsonl').readline()); print(r['throughput/device/data loading (s)'] * 100 / r['throughput/device/data loading (%)'])")
     ours "$STEPS"
-    python3 - "$OUT/run/metrics.jsonl" "$first" "$(cut -d' ' -f2 "$OUT/time")" "$factory" <<'PY'
+    python3 - "$OUT/run/metrics.jsonl" "$first" "$(cut -d' ' -f2 "$OUT/time")" "$factory" "$step1" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 tps = rows[-1]["throughput/device/TPS (actual avg)"]
-print(f"olmo-train {sys.argv[4]}: time to first step {float(sys.argv[2]):.2f} s (whole 1-step run), {tps:.0f} tokens/s, peak RSS {int(sys.argv[3]) / 1024:.0f} MiB")
+first, step1 = float(sys.argv[2]), float(sys.argv[5])
+print(f"olmo-train {sys.argv[4]}: time to first step {first:.2f} s (whole 1-step run), {tps:.0f} tokens/s, peak RSS {int(sys.argv[3]) / 1024:.0f} MiB, start-up {first - step1:.2f} s")
 PY
     /usr/bin/time -f "%M" -o "$OUT/rss-ref" .venv-ref/bin/python scripts/reference/olmo_core_train_bench.py $factory "$TOKENS" "$STEPS" 2>/dev/null
     echo "olmo-core $factory: peak RSS $(( $(cat "$OUT/rss-ref") / 1024 )) MiB"

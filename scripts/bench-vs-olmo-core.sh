@@ -3,7 +3,7 @@
 # on this machine. Each benchmark script runs both sides (alternating where it loops); this runs each
 # script REPS times and prints the median of every number with the ratio. Sections: --dry-run wall
 # time, tokenization, data loading, training (olmo2_1M and olmo2_14M: tokens/s, time to first step, peak
-# RSS), checkpoint save/load (against a plain copy).
+# RSS, start-up), checkpoint save/load (against a plain copy), downstream evaluation (olmo-eval path).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPS=${REPS:-3}
@@ -18,6 +18,7 @@ for i in $(seq "$REPS"); do
     STEPS=12 scripts/bench-train.sh >>"$LOG/train" 2>/dev/null
 done
 scripts/bench-checkpoint.sh >>"$LOG/ckpt" 2>/dev/null || true
+scripts/bench-downstream.sh >>"$LOG/downstream" 2>/dev/null || true
 python3 - "$LOG" <<'PY'
 import re, statistics, sys, os, datetime, platform
 d = sys.argv[1]
@@ -41,8 +42,14 @@ for f in ("olmo2_1M", "olmo2_14M"):
         grab("train", rf"olmo-core {f}: time to first step [\d.]+ s, (\d+) tokens/s"), "tok/s")
     row(f"train {f} time to first step", grab("train", rf"olmo-train {f}: time to first step ([\d.]+)"),
         grab("train", rf"olmo-core {f}: time to first step ([\d.]+)"), "s", "lower")
+    row(f"train {f} start-up (to first batch)", grab("train", rf"olmo-train {f}: .* start-up ([\d.]+) s"),
+        grab("train", rf"olmo-core {f}: .* start-up ([\d.]+) s"), "s", "lower")
     row(f"train {f} peak RSS", grab("train", rf"olmo-train {f}: .* peak RSS (\d+) MiB"), grab("train", rf"olmo-core {f}: peak RSS (\d+) MiB"), "MiB", "lower")
 row("checkpoint save, 1B fp32 (vs plain copy)", grab("ckpt", r"save ([\d.]+) s"), grab("ckpt", r"plain copy \+ fsync ([\d.]+) s"), "s", "lower")
+row("checkpoint load, 1B fp32 (vs plain copy)", grab("ckpt", r"load ([\d.]+) s"), grab("ckpt", r"plain copy \+ fsync ([\d.]+) s"), "s", "lower")
+for t in ("arc_easy", "winogrande"):
+    row(f"downstream eval {t}, olmo2_14M", grab("downstream", rf"olmo-train {t}: ([\d.]+) s"),
+        grab("downstream", rf"olmo-core {t}: ([\d.]+) s"), "s", "lower")
 print(f"olmo-train vs ai2-olmo-core 3.0.0 — {datetime.date.today()} — {platform.machine()}, {os.cpu_count()} cores; medians of the runs; ratio > 1 means olmo-train is better")
 w = [max(len(r[i]) for r in rows + [("what", "olmo-train", "OLMo-core / reference", "ratio")]) for i in range(4)]
 for r in [("what", "olmo-train", "OLMo-core / reference", "ratio")] + rows:

@@ -1,7 +1,8 @@
 """OLMo-core's side of scripts/bench-train.sh: train FACTORY on the tokenized demo corpus for STEPS steps
 on CPU in fp32, doing what TransformerTrainModule.train_batch + optim_step do (OLMo-core's model, loss,
 AdamWConfig param groups, CosWithWarmup, max_grad_norm 1.0), batches from OLMo-core's own data loader.
-Prints time to first step and tokens/s over the steps after the first (as its speed monitor does).
+Prints time to first step, start-up (until the first batch is in hand, before any step compute) and
+tokens/s over the steps after the first (as its speed monitor does).
 
     .venv-ref/bin/python scripts/reference/olmo_core_train_bench.py FACTORY TOKENS_NPY STEPS
 """
@@ -29,8 +30,10 @@ ds = NumpyFSLDatasetConfig(paths=[path], sequence_length=SEQ, tokenizer=tok, wor
 ds.prepare()
 dl = NumpyDataLoaderBase.wrap_numpy_dataset(ds, global_batch_size=GBS, collator=DataCollator(pad_token_id=tok.pad_token_id), work_dir=tempfile.mkdtemp(), seed=0, fs_local_rank=0)
 dl.reshuffle(epoch=1)
-first_step_end, losses = None, []
+first_step_end, startup, losses = None, None, []
 for step, batch in enumerate(dl, start=1):
+    if startup is None:
+        startup = time.perf_counter() - T0
     labels = get_labels(batch)
     div = (labels != -100).sum()
     ids = batch["input_ids"]
@@ -49,4 +52,4 @@ for step, batch in enumerate(dl, start=1):
     if step == steps:
         break
 elapsed = time.perf_counter() - first_step_end
-print(f"olmo-core {factory}: time to first step {first_step_end - T0:.2f} s, {(steps - 1) * GBS / elapsed:.0f} tokens/s")
+print(f"olmo-core {factory}: time to first step {first_step_end - T0:.2f} s, {(steps - 1) * GBS / elapsed:.0f} tokens/s, start-up {startup:.2f} s")
