@@ -166,6 +166,8 @@ fn two_processes_match_one_process() {
             .args(a)
             .env("OMP_NUM_THREADS", "1")
             .env("OLMO_TRAIN_EVAL_TASKS", tasks)
+            // After every step all ranks compare parameter digests with rank 0's; a mismatch fails the run.
+            .env("OLMO_TRAIN_CHECK_REPLICAS", "1")
             .output()
             .unwrap()
     };
@@ -175,6 +177,7 @@ fn two_processes_match_one_process() {
         err.contains("[rank 1]") && err.contains("[rank 0]"),
         "output is prefixed with the rank"
     );
+    assert!(err.contains("comparing every rank's parameters"), "{err}");
     assert_close(
         &losses(&dir.path().join("one")),
         &losses(&dir.path().join("two")),

@@ -176,6 +176,31 @@ impl TrainModule {
         })
     }
 
+    /// Checks that every rank holds bit-identical parameters (rank 0's digests broadcast, each rank
+    /// compares its own, all ranks agree on the outcome). `OLMO_TRAIN_CHECK_REPLICAS=1` runs it after every
+    /// step: a debugging aid for data-parallel runs, and what the launch tests use.
+    pub fn check_replicas_identical(&self, step: u64) -> Result<()> {
+        let Some(pg) = &self.dp else { return Ok(()) };
+        let params = self.model.named_parameters();
+        let mine: Vec<i64> = params.iter().map(|(_, p)| digest(p)).collect();
+        let rank0 = Tensor::from_slice(&mine);
+        pg.broadcast(&[rank0.shallow_clone()], 0)?;
+        let rank0 = Vec::<i64>::try_from(&rank0).map_err(|e| Error::Distributed(e.to_string()))?;
+        let differs = mine.iter().zip(&rank0).position(|(a, b)| a != b);
+        let count = Tensor::from_slice(&[differs.is_some() as i64]);
+        pg.all_reduce_sum(&[count.shallow_clone()])?;
+        match (differs, count.int64_value(&[0])) {
+            (Some(i), _) => Err(Error::Distributed(format!(
+                "after step {step}, rank {}'s parameter {} differs from rank 0's",
+                pg.rank, params[i].0
+            ))),
+            (None, n) if n > 0 => Err(Error::Distributed(format!(
+                "after step {step}, {n} rank(s) hold parameters that differ from rank 0's"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     /// Clip, set the LR of every group for `current` of `t_max` (steps or tokens), step, zero grads.
     pub fn optim_step(&mut self, out: &mut StepOutputs, current: u64, t_max: u64) -> Result<()> {
         self.sync_gradients()?;
@@ -210,5 +235,30 @@ impl TrainModule {
             None => SchedulerUnits::Steps,
         };
         units == SchedulerUnits::Tokens
+    }
+}
+
+/// A digest of a tensor's exact bytes (std's SipHash with its fixed keys: the same on every process).
+fn digest(t: &Tensor) -> i64 {
+    use std::hash::{Hash, Hasher};
+    let host = t.detach().to_device(tch::Device::Cpu).contiguous();
+    let n = host.numel() * host.kind().elt_size_in_bytes();
+    // SAFETY: `host` is a contiguous CPU tensor of exactly `n` bytes, alive for this borrow.
+    let bytes = unsafe { std::slice::from_raw_parts(host.data_ptr() as *const u8, n) };
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut h);
+    h.finish() as i64
+}
+
+#[cfg(test)]
+mod digest_tests {
+    use super::*;
+
+    #[test]
+    fn digests_see_one_flipped_bit() {
+        let a = Tensor::from_slice(&[1.0f32, 2.0, 3.0]);
+        let b = Tensor::from_slice(&[1.0f32, 2.0, f32::from_bits(3.0f32.to_bits() ^ 1)]);
+        assert_eq!(digest(&a), digest(&a.copy()));
+        assert_ne!(digest(&a), digest(&b));
     }
 }

@@ -91,6 +91,8 @@ pub struct Trainer {
     /// Data-parallel group, and whether this is rank 0 (the one that logs and writes).
     dp: Option<Arc<ProcessGroup>>,
     is_main: bool,
+    /// `OLMO_TRAIN_CHECK_REPLICAS=1`: verify after every step that all ranks hold the same weights.
+    check_replicas: bool,
 }
 
 impl Trainer {
@@ -134,6 +136,7 @@ impl Trainer {
             evals: Vec::new(),
             sinks: Vec::new(),
             dp: None,
+            check_replicas: false,
             is_main: true,
         })
     }
@@ -168,6 +171,13 @@ impl Trainer {
     /// stop requests agreed on by all ranks, checkpoints and logs written by rank 0 only.
     pub fn with_data_parallel(&mut self, group: Arc<ProcessGroup>) {
         self.is_main = group.rank == 0;
+        self.check_replicas =
+            std::env::var_os("OLMO_TRAIN_CHECK_REPLICAS").is_some_and(|v| v == "1");
+        if self.check_replicas {
+            tracing::info!(
+                "OLMO_TRAIN_CHECK_REPLICAS=1: comparing every rank's parameters with rank 0's after each step"
+            );
+        }
         if !self.is_main {
             self.checkpointer.read_only();
         }
@@ -328,6 +338,9 @@ impl Trainer {
                     (step, self.max_steps)
                 };
                 self.module.optim_step(&mut out, current, total)?;
+                if self.check_replicas {
+                    self.module.check_replicas_identical(step)?;
+                }
                 let saving = self.checkpointer.enabled();
                 let save_seconds =
                     self.checkpoint_with(|c, step, snap| c.after_step(step, || snap), saving)?;
