@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Data parallelism on this machine: Gloo all-reduce bandwidth between two processes (benches/allreduce.rs),
+# then training throughput of one process with 2 torch threads against `olmo-train launch
+# --nproc-per-node=2` with 1 thread each, same global batch (2048 tokens, micro-batches of 1024), same
+# data and model (olmo2_1M and olmo2_14M, dolma2 vocabulary, seq 256).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+STEPS=${STEPS:-12}
+OUT=${OUT:-/tmp/olmo-train-bench-dp}
+scripts/setup.sh
+cargo build --release --quiet
+OMP_NUM_THREADS=1 cargo bench --quiet --bench allreduce 2>/dev/null | grep '^all-reduce'
+TOKENS=$OUT/tokens/part-0-00000.npy
+if [ ! -f "$TOKENS" ]; then
+    target/release/olmo-train tokenize --documents examples/data/kjv-train.jsonl.gz --destination "$OUT/tokens" \
+        --tokenizer.name_or_path allenai/dolma2-tokenizer --tokenizer.eos_token_id 100257 \
+        --tokenizer.pad_token_id 100277 --tokenizer.encode_special_tokens --dtype uint32 >/dev/null
+fi
+for factory in olmo2_1M olmo2_14M; do
+    args=(--model-factory=$factory --config configs/olmo2-1M-cpu.yaml --dataset.paths="[$TOKENS]"
+        --train_module.rank_microbatch_size=1024 --trainer.no_checkpoints --trainer.metrics_collect_interval=1
+        --trainer.max_duration="{value: $STEPS, unit: steps}" --work-dir="$OUT/cache")
+    rm -rf "$OUT/one" "$OUT/two"
+    OMP_NUM_THREADS=2 target/release/olmo-train bench "${args[@]}" --save-folder="$OUT/one" >/dev/null 2>&1
+    OMP_NUM_THREADS=1 target/release/olmo-train launch --nproc-per-node=2 bench "${args[@]}" --save-folder="$OUT/two" >/dev/null 2>&1
+    python3 - "$OUT" "$factory" <<'PY'
+import json, sys
+out, f = sys.argv[1], sys.argv[2]
+def tps(run, ranks):
+    rows = [json.loads(l) for l in open(f"{out}/{run}/metrics.jsonl")]
+    return rows[-1]["throughput/device/TPS (actual avg)"] * ranks
+one, two = tps("one", 1), tps("two", 2)
+print(f"train {f}: 1 process x 2 threads {one:.0f} tokens/s, 2 processes x 1 thread {two:.0f} tokens/s ({two / one:.2f}x)")
+PY
+done
