@@ -1,10 +1,14 @@
 // The smallest bridge from Rust to torch's own c10d: TCPStore rendezvous, ProcessGroupGloo (CPU
-// tensors), and in-place collectives on tch tensors. Every function catches C++ exceptions and returns
+// tensors), in-place collectives on tch tensors, and DDP's c10d::Reducer (bucketed gradient all-reduce
+// launched from autograd hooks while backward is still running). Every function catches C++ exceptions and returns
 // nonzero with the message available from shim_last_error(); nothing throws across the FFI boundary.
 #include <torch/torch.h>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/reducer.hpp>
+
+#include <algorithm>
 
 #include <chrono>
 #include <string>
@@ -16,6 +20,8 @@ thread_local std::string last_error;
 struct Group {
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo;
+  // The same Gloo backend behind the ProcessGroup front the Reducer takes.
+  c10::intrusive_ptr<c10d::ProcessGroup> pg;
 };
 
 template <typename F>
@@ -58,7 +64,10 @@ int shim_group_new(const char* host, int port, int rank, int world, int timeout_
     auto gopts = c10d::ProcessGroupGloo::Options::create(std::chrono::milliseconds(timeout_ms));
     gopts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(std::string(host)));
     auto gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(prefixed, rank, world, gopts);
-    *out = new Group{store, gloo};
+    auto pg = c10::make_intrusive<c10d::ProcessGroup>(prefixed, rank, world);
+    pg->setBackend(c10::DeviceType::CPU, c10d::ProcessGroup::BackendType::GLOO, gloo);
+    pg->setDefaultBackend(c10d::ProcessGroup::BackendType::GLOO);
+    *out = new Group{store, gloo, pg};
   });
 }
 
@@ -89,5 +98,40 @@ int shim_broadcast(void* g, at::Tensor** ts, int n, int root) {
 
 int shim_barrier(void* g) {
   return guarded([&] { static_cast<Group*>(g)->gloo->barrier()->wait(); });
+}
+
+// DDP's Reducer over `params` (model order), with DDP's bucketing: a first bucket of 1 MiB, then
+// buckets of `bucket_cap` bytes, in reverse order (gradients become ready from the last layer back).
+int shim_reducer_new(void* g, at::Tensor** ts, int n, int64_t bucket_cap, void** out) {
+  return guarded([&] {
+    auto group = static_cast<Group*>(g);
+    auto params = tensors(ts, n);
+    std::vector<bool> sparse(params.size(), false);
+    const int64_t first_cap = 1024 * 1024;
+    std::vector<size_t> limits{static_cast<size_t>(first_cap), static_cast<size_t>(bucket_cap)};
+    auto [indices, per_bucket] = c10d::compute_bucket_assignment_by_size(params, limits, sparse);
+    std::reverse(indices.begin(), indices.end());
+    std::reverse(per_bucket.begin(), per_bucket.end());
+    std::vector<int64_t> caps(per_bucket.begin(), per_bucket.end());
+    std::unordered_map<size_t, std::string> names;
+    *out = new c10d::Reducer(params, indices, group->pg, sparse, bucket_cap,
+                             /*find_unused_parameters=*/false, /*gradient_as_bucket_view=*/false,
+                             names, first_cap, /*skip_all_reduce_unused_params=*/false,
+                             /*use_python_reducer=*/false, caps);
+  });
+}
+
+// Arms the Reducer for the next backward: its hooks average each bucket over the ranks as soon as the
+// bucket's gradients are ready, and the end of backward waits for the last ones.
+int shim_reducer_prepare(void* r) {
+  return guarded([&] {
+    auto reducer = static_cast<c10d::Reducer*>(r);
+    reducer->prepare_for_forward();
+    reducer->prepare_for_backward({});
+  });
+}
+
+void shim_reducer_free(void* r) {
+  guarded([&] { delete static_cast<c10d::Reducer*>(r); });
 }
 }

@@ -30,7 +30,7 @@ extern "C" {
 }
 
 pub struct ProcessGroup {
-    handle: *mut c_void,
+    pub(super) handle: *mut c_void,
     pub rank: u64,
     pub world_size: u64,
 }
@@ -40,7 +40,7 @@ pub struct ProcessGroup {
 unsafe impl Send for ProcessGroup {}
 unsafe impl Sync for ProcessGroup {}
 
-fn check(code: c_int, what: &str) -> Result<()> {
+pub(super) fn check(code: c_int, what: &str) -> Result<()> {
     if code == 0 {
         return Ok(());
     }
@@ -85,7 +85,7 @@ impl ProcessGroup {
         })
     }
 
-    fn pointers(tensors: &[Tensor]) -> Vec<*mut torch_sys::C_tensor> {
+    pub(super) fn pointers(tensors: &[Tensor]) -> Vec<*mut torch_sys::C_tensor> {
         // The shim mutates the tensors' data in place through their handles, as tch's own in-place ops do.
         tensors
             .iter()

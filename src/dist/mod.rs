@@ -3,6 +3,7 @@
 //! the small C++ shim in `cpp/c10d_shim.cpp`.
 pub mod c10d;
 pub mod env;
+pub mod reducer;
 
 pub use c10d::ProcessGroup;
 pub use env::DistEnv;

@@ -158,7 +158,7 @@ pub fn train(config: &ExperimentConfig, stop: Arc<AtomicBool>) -> Result<TrainSu
     );
     let mut trainer = Trainer::new(opts, module, loader, stop, checkpointer)?;
     if let Some(pg) = &group {
-        trainer.with_data_parallel(pg.clone());
+        trainer.with_data_parallel(pg.clone())?;
     }
     let share_contexts = !trainer.module().model.has_sliding_window();
     for eval in build_schedules(

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use tch::{Device, Kind, Tensor};
 
+use crate::dist::reducer::{Reducer, DEFAULT_BUCKET_BYTES};
 use crate::dist::ProcessGroup;
 
 use super::loss::{labels, lm_loss};
@@ -28,8 +29,10 @@ pub struct StepOutputs {
 }
 
 pub struct TrainModule {
-    /// Data-parallel group: gradients are averaged over it after each rank batch.
+    /// Data-parallel group, and DDP's Reducer on it: gradients are averaged over the ranks during the
+    /// backward of each rank batch's last micro-batch, bucket by bucket.
     dp: Option<Arc<ProcessGroup>>,
+    reducer: Option<Reducer>,
     pub model: Transformer,
     pub optim: AdamW,
     scheduler: Option<SchedulerConfig>,
@@ -67,6 +70,7 @@ impl TrainModule {
         let optim = AdamW::new(params, adamw)?;
         Ok(Self {
             dp: None,
+            reducer: None,
             model,
             optim,
             scheduler: cfg.scheduler.clone(),
@@ -78,8 +82,10 @@ impl TrainModule {
         })
     }
 
-    /// Forward and backward over the rank batch, in micro-batches; gradients accumulate.
-    pub fn train_batch(&mut self, batch: &Batch) -> StepOutputs {
+    /// Forward and backward over the rank batch, in micro-batches; gradients accumulate (and with data
+    /// parallelism are averaged over the ranks during the last micro-batch's backward, as DDP's `no_sync`
+    /// accumulation does).
+    pub fn train_batch(&mut self, batch: &Batch) -> Result<StepOutputs> {
         let input_ids = batch.input_ids.to_device(self.device);
         let label_mask = batch.label_mask.as_ref().map(|m| m.to_device(self.device));
         let instance_mask = batch
@@ -129,51 +135,35 @@ impl TrainModule {
             if let (Some(total), Some(z)) = (z_total.as_mut(), &parts.z) {
                 *total += z;
             }
+            if start + len >= n {
+                if let Some(r) = &self.reducer {
+                    r.prepare_for_backward()?;
+                }
+            }
             parts.backward.backward();
             start += len;
         }
-        StepOutputs {
+        Ok(StepOutputs {
             ce_loss: ce_total,
             z_loss: z_total,
             grad_norm: None,
             masked_labels,
             masked_instances,
             lrs: Vec::new(),
-        }
-    }
-
-    /// Averages gradients over `group` after every rank batch (DDP's result: identical gradients, and so
-    /// identical weights, on every rank).
-    pub fn with_data_parallel(&mut self, group: Arc<ProcessGroup>) {
-        self.dp = Some(group);
-    }
-
-    /// One bucket: every gradient flattened, summed over ranks in one collective, divided by the world.
-    fn sync_gradients(&self) -> Result<()> {
-        let Some(pg) = &self.dp else { return Ok(()) };
-        tch::no_grad(|| {
-            let grads: Vec<Tensor> = self
-                .optim
-                .params
-                .iter()
-                .map(|(_, p)| p.grad())
-                .filter(Tensor::defined)
-                .collect();
-            let flat = Tensor::cat(
-                &grads.iter().map(|g| g.reshape([-1])).collect::<Vec<_>>(),
-                0,
-            );
-            pg.all_reduce_sum(&[flat.shallow_clone()])?;
-            let flat = flat / pg.world_size as f64;
-            let mut offset = 0;
-            for g in &grads {
-                let n = g.numel() as i64;
-                g.shallow_clone()
-                    .copy_(&flat.narrow(0, offset, n).view_as(g));
-                offset += n;
-            }
-            Ok(())
         })
+    }
+
+    /// Joins `group` as DDP does: torch's `c10d::Reducer` over the trainable parameters, 25 MiB buckets.
+    pub fn with_data_parallel(&mut self, group: Arc<ProcessGroup>) -> Result<()> {
+        let params: Vec<Tensor> = self
+            .optim
+            .params
+            .iter()
+            .map(|(_, p)| p.shallow_clone())
+            .collect();
+        self.reducer = Some(Reducer::new(group.clone(), &params, DEFAULT_BUCKET_BYTES)?);
+        self.dp = Some(group);
+        Ok(())
     }
 
     /// Checks that every rank holds bit-identical parameters (rank 0's digests broadcast, each rank
@@ -203,7 +193,6 @@ impl TrainModule {
 
     /// Clip, set the LR of every group for `current` of `t_max` (steps or tokens), step, zero grads.
     pub fn optim_step(&mut self, out: &mut StepOutputs, current: u64, t_max: u64) -> Result<()> {
-        self.sync_gradients()?;
         out.grad_norm = Some(match self.max_grad_norm {
             Some(max) => clip_grad_norm(&self.optim.params, max),
             None => grad_norm(&self.optim.params),

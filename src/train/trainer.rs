@@ -169,7 +169,7 @@ impl Trainer {
 
     /// Runs as one rank of a data-parallel group: gradients averaged, metrics reduced once per collection,
     /// stop requests agreed on by all ranks, checkpoints and logs written by rank 0 only.
-    pub fn with_data_parallel(&mut self, group: Arc<ProcessGroup>) {
+    pub fn with_data_parallel(&mut self, group: Arc<ProcessGroup>) -> Result<()> {
         self.is_main = group.rank == 0;
         self.check_replicas =
             std::env::var_os("OLMO_TRAIN_CHECK_REPLICAS").is_some_and(|v| v == "1");
@@ -181,8 +181,9 @@ impl Trainer {
         if !self.is_main {
             self.checkpointer.read_only();
         }
-        self.module.with_data_parallel(group.clone());
+        self.module.with_data_parallel(group.clone())?;
         self.dp = Some(group);
+        Ok(())
     }
 
     /// Whether any rank asked to stop (one small collective per step with several ranks).
@@ -389,22 +390,24 @@ impl Trainer {
     /// naming the step instead of a panic.
     fn run_step(&mut self, batch: &crate::data::Batch, step: u64) -> Result<StepOutputs> {
         let module = &mut self.module;
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| module.train_batch(batch)))
-            .map_err(|e| {
-                let msg = e
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()));
-                Error::Training {
-                    step,
-                    reason: msg
-                        .unwrap_or_else(|| "libtorch failed".into())
-                        .lines()
-                        .next()
-                        .unwrap_or_default()
-                        .to_string(),
-                }
-            })
+        let out =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| module.train_batch(batch)))
+                .map_err(|e| {
+                    let msg = e
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()));
+                    Error::Training {
+                        step,
+                        reason: msg
+                            .unwrap_or_else(|| "libtorch failed".into())
+                            .lines()
+                            .next()
+                            .unwrap_or_default()
+                            .to_string(),
+                    }
+                })?;
+        out
     }
 
     fn is_done(&self) -> bool {
