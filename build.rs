@@ -34,7 +34,8 @@ fn build_c10d_shim(lib: &Path) {
     if !gloo.join("gloo").is_dir() {
         fail(&format!("gloo headers not found in {}: run `make setup` (scripts/setup.sh unpacks Debian's libgloo-dev)", gloo.display()));
     }
-    cc::Build::new()
+    let mut build = cc::Build::new();
+    build
         .cpp(true)
         .file("cpp/c10d_shim.cpp")
         .include(&include)
@@ -43,11 +44,47 @@ fn build_c10d_shim(lib: &Path) {
         .flag("-std=c++17")
         .define("_GLIBCXX_USE_CXX11_ABI", "1")
         .define("USE_C10D_GLOO", None)
-        .warnings(false)
-        .compile("c10d_shim");
+        .warnings(false);
+    match nccl_includes(lib) {
+        Some(dirs) => {
+            for d in dirs {
+                build.include(d);
+            }
+            build.define("USE_C10D_NCCL", None).define("OLMO_TRAIN_NCCL", None);
+            // ProcessGroupNCCL lives in libtorch_cuda, c10::cuda::set_device in libc10_cuda.
+            println!("cargo:rustc-link-lib=dylib=torch_cuda");
+            println!("cargo:rustc-link-lib=dylib=c10_cuda");
+        }
+        None => println!(
+            "cargo:warning=c10d shim built without NCCL (CUDA/NCCL headers not found next to the wheel): GPU data parallelism is unavailable"
+        ),
+    }
+    build.compile("c10d_shim");
     println!("cargo:rustc-link-search=native={}", lib.display());
     println!("cargo:rustc-link-lib=dylib=torch_cpu");
     println!("cargo:rustc-link-lib=dylib=c10");
+}
+
+/// The header folders ProcessGroupNCCL.hpp needs, all from nvidia wheels in the same site-packages as
+/// torch: the CUDA runtime (torch's dependency), `crt/` and `nv/target` (nvidia-cuda-crt and
+/// nvidia-cuda-cccl, header-only, installed by scripts/setup.sh) and NCCL (torch's dependency). `None`
+/// when any is missing (a CPU-only torch build): the shim is then built for Gloo alone.
+fn nccl_includes(lib: &Path) -> Option<Vec<std::path::PathBuf>> {
+    if !lib.join("libtorch_cuda.so").exists() {
+        return None;
+    }
+    let nvidia = lib.join("../..").join("nvidia");
+    let cuda = std::fs::read_dir(&nvidia)
+        .ok()?
+        .flatten()
+        .map(|e| e.path().join("include"))
+        .find(|d| d.join("cuda_runtime_api.h").is_file())?;
+    let nccl = nvidia.join("nccl/include");
+    let cccl = cuda.join("cccl");
+    let ok = cuda.join("crt/host_config.h").is_file()
+        && nccl.join("nccl.h").is_file()
+        && (cuda.join("nv/target").is_file() || cccl.join("nv/target").is_file());
+    ok.then(|| vec![cuda, cccl, nccl])
 }
 
 /// The wheel has no `build-version` file, so torch-sys skips its own check on this route.

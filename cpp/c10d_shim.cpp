@@ -7,6 +7,10 @@
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/reducer.hpp>
+#ifdef OLMO_TRAIN_NCCL
+#include <c10/cuda/CUDAFunctions.h>
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
 
 #include <algorithm>
 
@@ -49,9 +53,12 @@ extern "C" {
 
 const char* shim_last_error() { return last_error.c_str(); }
 
-// Rendezvous at host:port (rank 0 serves the store) and build a Gloo group over the loopback or the
-// interface that resolves `host`.
-int shim_group_new(const char* host, int port, int rank, int world, int timeout_ms, void** out) {
+// Rendezvous at host:port (rank 0 serves the store) and build the group: Gloo for CPU tensors over the
+// interface that resolves `host`, plus NCCL for CUDA tensors on `cuda_device` when it is >= 0 (OLMo-core's
+// `cpu:gloo,cuda:nccl`). Collectives go through the ProcessGroup front, which picks the backend by the
+// tensors' device.
+int shim_group_new(const char* host, int port, int rank, int world, int timeout_ms, int cuda_device,
+                   void** out) {
   return guarded([&] {
     c10d::TCPStoreOptions opts;
     opts.port = static_cast<uint16_t>(port);
@@ -67,19 +74,33 @@ int shim_group_new(const char* host, int port, int rank, int world, int timeout_
     auto pg = c10::make_intrusive<c10d::ProcessGroup>(prefixed, rank, world);
     pg->setBackend(c10::DeviceType::CPU, c10d::ProcessGroup::BackendType::GLOO, gloo);
     pg->setDefaultBackend(c10d::ProcessGroup::BackendType::GLOO);
+    if (cuda_device >= 0) {
+#ifdef OLMO_TRAIN_NCCL
+      c10::cuda::set_device(static_cast<c10::DeviceIndex>(cuda_device));
+      auto nopts = c10d::ProcessGroupNCCL::Options::create();
+      nopts->timeout = std::chrono::milliseconds(timeout_ms);
+      auto ncclStore = c10::make_intrusive<c10d::PrefixStore>("nccl/", prefixed);
+      auto nccl = c10::make_intrusive<c10d::ProcessGroupNCCL>(ncclStore, rank, world, nopts);
+      pg->setBackend(c10::DeviceType::CUDA, c10d::ProcessGroup::BackendType::NCCL, nccl);
+#else
+      throw std::runtime_error(
+          "this olmo-train was built without NCCL (no CUDA/NCCL headers at build time): rebuild after scripts/setup.sh on a CUDA torch wheel");
+#endif
+    }
     *out = new Group{store, gloo, pg};
   });
 }
 
 void shim_group_free(void* g) { delete static_cast<Group*>(g); }
 
-// In-place SUM all-reduce of each tensor (one collective per tensor, as Gloo requires equal shapes).
+// In-place SUM all-reduce of each tensor (one collective per tensor, as Gloo requires equal shapes), on
+// the backend of the tensor's device.
 int shim_allreduce_sum(void* g, at::Tensor** ts, int n) {
   return guarded([&] {
     auto group = static_cast<Group*>(g);
     for (int i = 0; i < n; i++) {
       std::vector<at::Tensor> one{*ts[i]};
-      group->gloo->allreduce(one, c10d::AllreduceOptions())->wait();
+      group->pg->allreduce(one, c10d::AllreduceOptions())->wait();
     }
   });
 }
@@ -91,7 +112,7 @@ int shim_broadcast(void* g, at::Tensor** ts, int n, int root) {
     opts.rootRank = root;
     for (int i = 0; i < n; i++) {
       std::vector<at::Tensor> one{*ts[i]};
-      group->gloo->broadcast(one, opts)->wait();
+      group->pg->broadcast(one, opts)->wait();
     }
   });
 }

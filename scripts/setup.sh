@@ -32,6 +32,20 @@ if [ ! -f .deps/gloo/usr/include/gloo/config.h ]; then
     rm -rf .deps/gloo-deb
 fi
 
+# CUDA's header-only pieces that torch's NCCL header needs and the CUDA runtime wheel lacks (crt/, nv/target),
+# so build.rs can compile the c10d shim with NCCL for GPU data parallelism. Only for CUDA builds of torch.
+cuda_inc=$(ls -d .venv/lib/python3*/site-packages/nvidia/cu1*/include 2>/dev/null | head -1 || true)
+cuda_headers_ok() {
+    [ -f "$cuda_inc/crt/host_config.h" ] && { [ -e "$cuda_inc/nv/target" ] || [ -e "$cuda_inc/cccl/nv/target" ]; }
+}
+if [ -n "$cuda_inc" ] && [ -e .venv/torch/lib/libtorch_cuda.so ] && ! cuda_headers_ok; then
+    cu=$(basename "$(dirname "$cuda_inc")")   # cu13
+    ver=$(.venv/bin/python -c "import importlib.metadata as m; v = m.version('nvidia-cuda-runtime').split('.'); print(v[0] + '.' + v[1])" 2>/dev/null || echo "${cu#cu}.0")
+    echo "setup: installing CUDA ${ver} headers (nvidia-cuda-crt, nvidia-cuda-cccl) for the NCCL part of the c10d shim"
+    .venv/bin/pip install --quiet --disable-pip-version-check --no-deps "nvidia-cuda-crt==${ver}.*" "nvidia-cuda-cccl==${ver}.*" ||
+        echo "setup: CUDA headers unavailable; the c10d shim will be built without NCCL" >&2
+fi
+
 # Extra Python packages some tests read our outputs with (issue-specific; kept optional here).
 for req in "$@"; do
     name=${req%%[=<>]*}

@@ -1,5 +1,6 @@
-//! A c10d process group (Gloo, CPU tensors) through the C++ shim: rendezvous with a timeout, in-place
-//! SUM all-reduce, broadcast and barrier on tch tensors. Failures come back as errors with c10d's
+//! A c10d process group through the C++ shim (Gloo for CPU tensors, NCCL for CUDA tensors when the rank
+//! trains on a GPU): rendezvous with a timeout, in-place SUM all-reduce, broadcast and barrier on tch
+//! tensors. Failures come back as errors with c10d's
 //! message, never as panics or hangs past the timeout.
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 
@@ -16,6 +17,7 @@ extern "C" {
         rank: c_int,
         world: c_int,
         timeout_ms: c_int,
+        cuda_device: c_int,
         out: *mut *mut c_void,
     ) -> c_int;
     fn shim_group_free(g: *mut c_void);
@@ -55,8 +57,14 @@ pub(super) fn check(code: c_int, what: &str) -> Result<()> {
 }
 
 impl ProcessGroup {
-    /// Rendezvous at `MASTER_ADDR:MASTER_PORT` (rank 0 serves the TCPStore) within `timeout_s`.
+    /// Rendezvous at `MASTER_ADDR:MASTER_PORT` (rank 0 serves the TCPStore) within `timeout_s`: Gloo for
+    /// CPU tensors.
     pub fn new(env: &DistEnv, timeout_s: u64) -> Result<Self> {
+        Self::with_cuda(env, timeout_s, None)
+    }
+
+    /// The same, plus NCCL for CUDA tensors on `cuda_device` (this rank's GPU).
+    pub fn with_cuda(env: &DistEnv, timeout_s: u64, cuda_device: Option<usize>) -> Result<Self> {
         let host = CString::new(env.master_addr.clone())
             .map_err(|_| Error::Usage("MASTER_ADDR contains a NUL byte".into()))?;
         let mut handle: *mut c_void = std::ptr::null_mut();
@@ -68,6 +76,7 @@ impl ProcessGroup {
                 env.rank as c_int,
                 env.world_size as c_int,
                 (timeout_s * 1000) as c_int,
+                cuda_device.map_or(-1, |d| d as c_int),
                 &mut handle,
             )
         };

@@ -45,6 +45,18 @@ pub fn select_device(requested: Option<&str>) -> Result<Device> {
     }
 }
 
+/// With several ranks on a GPU machine and no explicit `trainer.device`, each rank takes the GPU of its
+/// `LOCAL_RANK` (as torchrun users expect), wrapping around when there are fewer GPUs than ranks.
+fn rank_device(device: Device, automatic: bool, dist: &DistEnv) -> Device {
+    match device {
+        Device::Cuda(_) if automatic && dist.world_size > 1 => {
+            let count = tch::Cuda::device_count().max(1) as u64;
+            Device::Cuda((dist.local_rank % count) as usize)
+        }
+        d => d,
+    }
+}
+
 fn bad_device(s: &str) -> Error {
     Error::InvalidValue {
         path: "trainer.device".into(),
@@ -57,7 +69,12 @@ pub fn train(config: &ExperimentConfig, stop: Arc<AtomicBool>) -> Result<TrainSu
     if let Some(u) = unsupported_settings(config).into_iter().next() {
         return Err(u.into());
     }
-    let device = select_device(config.trainer.device.as_deref())?;
+    let dist = DistEnv::from_process_env()?;
+    let device = rank_device(
+        select_device(config.trainer.device.as_deref())?,
+        config.trainer.device.is_none(),
+        &dist,
+    );
     let seq = config.dataset.sequence_length;
     if config.train_module.max_sequence_length < seq {
         return Err(Error::InvalidValue {
@@ -78,9 +95,8 @@ pub fn train(config: &ExperimentConfig, stop: Arc<AtomicBool>) -> Result<TrainSu
         });
     }
     tracing::info!("training on {device:?}");
-    let dist = DistEnv::from_process_env()?;
     let group = (dist.world_size > 1)
-        .then(|| join_group(&dist, config))
+        .then(|| join_group(&dist, config, device))
         .transpose()?;
     tch::manual_seed(config.init_seed as i64);
     let model = Transformer::new(&config.model, device)?;
@@ -278,7 +294,11 @@ fn build_wandb(
 
 /// Joins the data-parallel group and checks that every rank resolved the same config (a hash of it,
 /// broadcast from rank 0, compared everywhere, and the verdict summed so all ranks agree).
-fn join_group(env: &DistEnv, config: &ExperimentConfig) -> Result<Arc<ProcessGroup>> {
+fn join_group(
+    env: &DistEnv,
+    config: &ExperimentConfig,
+    device: Device,
+) -> Result<Arc<ProcessGroup>> {
     use sha2::{Digest, Sha256};
     tracing::info!(
         "rank {} of {}: joining the group at {}:{}",
@@ -287,7 +307,11 @@ fn join_group(env: &DistEnv, config: &ExperimentConfig) -> Result<Arc<ProcessGro
         env.master_addr,
         env.master_port
     );
-    let pg = ProcessGroup::new(env, 900)?;
+    let cuda = match device {
+        Device::Cuda(i) => Some(i),
+        _ => None,
+    };
+    let pg = ProcessGroup::with_cuda(env, 900, cuda)?;
     let digest = Sha256::digest(serde_json::to_vec(config).unwrap_or_default());
     let words: Vec<i64> = digest
         .chunks(8)
