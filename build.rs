@@ -24,6 +24,7 @@ fn main() {
 /// `.deps/gloo` by scripts/setup.sh; the wheel ships none), BUILD-NOTES.md §3.
 fn build_c10d_shim(lib: &Path) {
     println!("cargo:rerun-if-changed=cpp/c10d_shim.cpp");
+    println!("cargo:rerun-if-changed=cpp/autocast_shim.cpp");
     let include = lib.join("..").join("include");
     let gloo = std::env::var("GLOO_INCLUDE")
         .map(std::path::PathBuf::from)
@@ -38,6 +39,7 @@ fn build_c10d_shim(lib: &Path) {
     build
         .cpp(true)
         .file("cpp/c10d_shim.cpp")
+        .file("cpp/autocast_shim.cpp")
         .include(&include)
         .include(include.join("torch/csrc/api/include"))
         .include(&gloo)

@@ -37,3 +37,27 @@ fn counts_match_olmo_core_for_dolma2_and_gpt2() {
         }
     }
 }
+
+/// `flops_per_token` (the MFU numerator) against OLMo-core's `num_flops_per_token`
+/// (`scripts/reference/olmo_core_flops.py`), sliding-window models included.
+#[test]
+fn flops_per_token_match_olmo_core() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/flops.json"
+    ))
+    .unwrap();
+    let cases: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+    assert!(cases.len() >= 4);
+    for c in cases {
+        let name = c["factory"].as_str().unwrap();
+        let cfg =
+            olmo_train::model::factories::build_factory(name, c["vocab_size"].as_u64().unwrap())
+                .unwrap();
+        assert_eq!(
+            cfg.flops_per_token(c["seq_len"].as_u64().unwrap()),
+            c["flops_per_token"].as_u64().unwrap(),
+            "{name}"
+        );
+    }
+}

@@ -195,3 +195,42 @@ fn sigterm_stops_after_the_current_step() {
         .enumerate()
         .all(|(i, r)| r["step"] == i as u64 + 1));
 }
+
+/// `train_module.autocast_precision: bfloat16` (OLMo-core's bf16 autocast): the forward runs in bf16 while
+/// weights and optimizer state stay fp32, so the losses follow the fp32 run's closely.
+#[test]
+fn bf16_autocast_follows_the_fp32_losses() {
+    let dir = tempfile::tempdir().unwrap();
+    let fp32 = dir.path().join("fp32");
+    let bf16 = dir.path().join("bf16");
+    std::fs::create_dir_all(&fp32).unwrap();
+    std::fs::create_dir_all(&bf16).unwrap();
+    let steps = "--trainer.max_duration={value: 12, unit: steps}";
+    let o = run(&train_args(
+        &fp32,
+        &[steps, "--trainer.metrics_collect_interval=1"],
+    ));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = run(&train_args(
+        &bf16,
+        &[
+            steps,
+            "--trainer.metrics_collect_interval=1",
+            "--train_module.autocast_precision=bfloat16",
+        ],
+    ));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let loss = |save: &Path| -> Vec<f64> {
+        metrics(save)
+            .iter()
+            .map(|m| m["train/CE loss"].as_f64().unwrap())
+            .collect()
+    };
+    let (a, b) = (loss(&fp32), loss(&bf16));
+    assert_eq!(a.len(), 12);
+    for (x, y) in a.iter().zip(&b) {
+        assert!((x - y).abs() < 2e-2 * x, "fp32 {x} vs bf16 {y}");
+    }
+    assert!(b[11] < b[0] - 0.5, "{b:?}");
+    assert_ne!(a, b, "the bf16 run computed in bf16");
+}

@@ -1,6 +1,7 @@
 //! Settings OLMo-core accepts that olmo-train does not honour yet. Each one set to a non-default value is
 //! reported by its dotted path; a run refuses to start on any of them (never silently ignored), while
 //! `--dry-run` lists them as notes.
+use crate::config::DType;
 use serde::Serialize;
 
 use super::callbacks::Callbacks;
@@ -310,10 +311,14 @@ fn check_train_module(c: &mut Checker, config: &ExperimentConfig) {
             "mixed precision is not built yet; leave it null (fp32)",
         );
     }
-    c.set(
-        &t.autocast_precision,
+    c.flag(
+        !matches!(
+            t.autocast_precision,
+            None | Some(DType::Bfloat16) | Some(DType::Float32)
+        ),
         "train_module.autocast_precision",
-        "bf16 autocast is not built yet; leave it null (fp32)",
+        t.autocast_precision,
+        "only bfloat16 autocast is built (or null/float32 for none)",
     );
 }
 

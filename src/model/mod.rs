@@ -1,6 +1,7 @@
 //! Model definitions: the factory table (`TransformerConfig` classmethods of OLMo-core) and the
 //! transformer itself on libtorch.
 pub mod attention;
+pub mod autocast;
 pub mod block;
 pub mod factories;
 pub mod norm;

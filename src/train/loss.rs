@@ -48,12 +48,22 @@ pub fn lm_loss(
     ignore: i64,
     z_loss_multiplier: Option<f64>,
     div: &Tensor,
+    head_kind: Option<Kind>,
 ) -> LossParts {
     let tokens = labels.numel() as i64;
     if tokens * w.size()[0] <= CHUNK_ELEMENTS {
         return lm_loss_autograd(h, w, labels, ignore, z_loss_multiplier, div);
     }
-    lm_loss_chunked(h, w, labels, ignore, z_loss_multiplier, div, CHUNK_ELEMENTS)
+    lm_loss_chunked(
+        h,
+        w,
+        labels,
+        ignore,
+        z_loss_multiplier,
+        div,
+        CHUNK_ELEMENTS,
+        head_kind,
+    )
 }
 
 /// The loss through autograd on full logits (OLMo-core's computation graph).
@@ -96,6 +106,7 @@ pub fn lm_loss_chunked(
     z_loss_multiplier: Option<f64>,
     div: &Tensor,
     chunk_elements: i64,
+    head_kind: Option<Kind>,
 ) -> LossParts {
     let d = h.size()[2];
     let vocab = w.size()[0];
@@ -108,10 +119,14 @@ pub fn lm_loss_chunked(
     let mut z = Tensor::zeros([], (Kind::Float, device));
     let mut grad_h = Vec::new();
     let mut grad_w = Tensor::zeros_like(w);
+    // Under bf16 autocast the head's three products run in bf16 (as autocast would run them) while the
+    // softmax, the loss and the accumulated gradients stay fp32.
+    let mm = head_kind.unwrap_or(Kind::Float);
     tch::no_grad(|| {
         let hd = hf.detach();
         let wd = w.detach();
         let wf = wd.to_kind(Kind::Float);
+        let wm = wd.to_kind(mm);
         let mut start = 0;
         while start < n {
             let len = rows.min(n - start);
@@ -122,7 +137,8 @@ pub fn lm_loss_chunked(
             // One logits-sized buffer per chunk, transformed in place into the gradient: every extra
             // temporary of this size costs a pass over memory and, with its odd neighbours, heap
             // fragmentation that showed up as 1 GiB of extra peak RSS on olmo2_14M.
-            let mut logits = hc.linear::<Tensor>(&wd, None).to_kind(Kind::Float);
+            let hm = hc.to_kind(mm);
+            let mut logits = hm.linear::<Tensor>(&wm, None).to_kind(Kind::Float);
             let lse = logits.logsumexp([-1], false);
             // CE as F.cross_entropy(reduction="sum", ignore_index) computes it: lse - x_y per valid row.
             let target = lab.clamp_min(0).unsqueeze(1);
@@ -139,10 +155,15 @@ pub fn lm_loss_chunked(
             let _ = logits.g_mul_(&(scale / div).unsqueeze(1));
             let _ = logits.scatter_add_(1, &target, &(-(&validf / div)).unsqueeze(1));
             let g = logits;
-            grad_h.push(g.matmul(&wf).to_kind(hd.kind()));
-            if wd.kind() == Kind::Float {
+            if mm != Kind::Float {
+                let gm = g.to_kind(mm);
+                grad_h.push(gm.matmul(&wm).to_kind(hd.kind()));
+                grad_w += gm.transpose(0, 1).matmul(&hm).to_kind(wd.kind());
+            } else if wd.kind() == Kind::Float {
+                grad_h.push(g.matmul(&wf).to_kind(hd.kind()));
                 let _ = grad_w.addmm_(&g.transpose(0, 1), &hc);
             } else {
+                grad_h.push(g.matmul(&wf).to_kind(hd.kind()));
                 grad_w += g
                     .transpose(0, 1)
                     .matmul(&hc.to_kind(Kind::Float))
@@ -188,7 +209,7 @@ mod tests {
                 let h = h0.copy().set_requires_grad(true);
                 let w = w0.copy().set_requires_grad(true);
                 let parts = if chunked {
-                    lm_loss_chunked(&h, &w, &lab, -100, z, &div, 37 * 3)
+                    lm_loss_chunked(&h, &w, &lab, -100, z, &div, 37 * 3, None)
                 } else {
                     lm_loss_autograd(&h, &w, &lab, -100, z, &div)
                 };
@@ -205,5 +226,29 @@ mod tests {
             assert!(gh_a.allclose(&gh_c, 1e-5, 1e-7, false));
             assert!(gw_a.allclose(&gw_c, 1e-5, 1e-7, false));
         }
+    }
+
+    #[test]
+    fn bf16_head_products_stay_close_to_fp32_and_keep_fp32_gradients() {
+        tch::manual_seed(4);
+        let h0 = Tensor::randn([2, 6, 16], (Kind::Float, tch::Device::Cpu));
+        let w0 = Tensor::randn([64, 16], (Kind::Float, tch::Device::Cpu)) * 0.1;
+        let lab = Tensor::randint(64, [2, 6], (Kind::Int64, tch::Device::Cpu));
+        let div = lab.ne(-100).sum(Kind::Float);
+        let run = |kind: Option<Kind>| {
+            let h = h0.copy().set_requires_grad(true);
+            let w = w0.copy().set_requires_grad(true);
+            let parts = lm_loss_chunked(&h, &w, &lab, -100, Some(1e-4), &div, 64 * 5, kind);
+            parts.backward.backward();
+            (parts.ce.double_value(&[]), h.grad(), w.grad())
+        };
+        let (ce32, gh32, gw32) = run(None);
+        let (ce16, gh16, gw16) = run(Some(Kind::BFloat16));
+        assert_eq!((gh16.kind(), gw16.kind()), (Kind::Float, Kind::Float));
+        assert!((ce32 - ce16).abs() < 1e-2 * ce32, "{ce32} vs {ce16}");
+        assert!(gh32.allclose(&gh16, 5e-2, 1e-3, false));
+        assert!(gw32.allclose(&gw16, 5e-2, 1e-3, false));
+        // bf16 really was used: the results are not bit-identical.
+        assert!(!gw32.equal(&gw16));
     }
 }

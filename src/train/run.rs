@@ -112,7 +112,11 @@ pub fn train(config: &ExperimentConfig, stop: Arc<AtomicBool>) -> Result<TrainSu
     }
     // OLMo-core seeds everything with `init_seed`; the model's own generator is separate.
     tch::manual_seed(config.init_seed as i64);
-    tracing::info!("built model with {} parameters", model.num_params());
+    tracing::info!(
+        "built model with {} parameters, {} training FLOPs per token at sequence length {seq}",
+        model.num_params(),
+        config.model.flops_per_token(seq)
+    );
     let (dataset, _) = build_fsl_dataset(&config.dataset)?;
     let loader = build_loader(
         &config.data_loader,

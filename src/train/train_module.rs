@@ -11,8 +11,10 @@ use crate::dist::ProcessGroup;
 
 use super::loss::{labels, lm_loss};
 use crate::config::train_module::{OptimConfig, SchedulerConfig, TransformerTrainModuleConfig};
+use crate::config::DType;
 use crate::data::Batch;
 use crate::error::{Error, Result};
+use crate::model::autocast::AutocastGuard;
 use crate::model::Transformer;
 use crate::optim::clip::{clip_grad_norm, grad_norm};
 use crate::optim::scheduler::lr_at;
@@ -38,6 +40,8 @@ pub struct TrainModule {
     scheduler: Option<SchedulerConfig>,
     microbatch_instances: i64,
     max_grad_norm: Option<f64>,
+    /// `autocast_precision: bfloat16`: the forward pass (and the LM head's products) in bf16.
+    bf16_autocast: bool,
     z_loss_multiplier: Option<f64>,
     ignore_index: i64,
     device: Device,
@@ -76,6 +80,7 @@ impl TrainModule {
             scheduler: cfg.scheduler.clone(),
             microbatch_instances: (cfg.rank_microbatch_size / sequence_length) as i64,
             max_grad_norm: cfg.max_grad_norm,
+            bf16_autocast: cfg.autocast_precision == Some(DType::Bfloat16),
             z_loss_multiplier: cfg.z_loss_multiplier,
             ignore_index: cfg.label_ignore_index,
             device,
@@ -121,6 +126,7 @@ impl TrainModule {
             let ids = input_ids.narrow(0, start, len);
             let lab = labels.narrow(0, start, len);
             let docs = doc_lens.as_ref().map(|d| d.narrow(0, start, len));
+            let autocast = self.bf16_autocast.then(|| AutocastGuard::bf16(self.device));
             let hidden = self.model.forward_hidden(&ids, docs.as_ref());
             let head = self.model.lm_head_weight();
             let parts = lm_loss(
@@ -130,7 +136,9 @@ impl TrainModule {
                 self.ignore_index,
                 self.z_loss_multiplier,
                 &div,
+                self.bf16_autocast.then_some(Kind::BFloat16),
             );
+            drop(autocast);
             ce_total += &parts.ce;
             if let (Some(total), Some(z)) = (z_total.as_mut(), &parts.z) {
                 *total += z;
