@@ -38,6 +38,15 @@ pub struct LossParts {
     pub z: Option<Tensor>,
 }
 
+/// How the LM loss is computed: the label to skip, the z-loss weight, and the dtype of the LM head's
+/// matrix products (`Some(BFloat16)` under bf16 autocast; fp32 otherwise).
+#[derive(Debug, Clone, Copy)]
+pub struct LossSettings {
+    pub ignore: i64,
+    pub z_loss_multiplier: Option<f64>,
+    pub head_kind: Option<Kind>,
+}
+
 /// Summed CE (and `z_loss_multiplier * logsumexp^2`) over `labels != ignore`, divided by `div`, for
 /// hidden states `h` `[B, T, d]` and the LM head weight `w` `[vocab, d]`. Small enough logits go
 /// through autograd exactly as OLMo-core's graph does; larger ones are chunked.
@@ -45,25 +54,14 @@ pub fn lm_loss(
     h: &Tensor,
     w: &Tensor,
     labels: &Tensor,
-    ignore: i64,
-    z_loss_multiplier: Option<f64>,
     div: &Tensor,
-    head_kind: Option<Kind>,
+    s: &LossSettings,
 ) -> LossParts {
     let tokens = labels.numel() as i64;
     if tokens * w.size()[0] <= CHUNK_ELEMENTS {
-        return lm_loss_autograd(h, w, labels, ignore, z_loss_multiplier, div);
+        return lm_loss_autograd(h, w, labels, s.ignore, s.z_loss_multiplier, div);
     }
-    lm_loss_chunked(
-        h,
-        w,
-        labels,
-        ignore,
-        z_loss_multiplier,
-        div,
-        CHUNK_ELEMENTS,
-        head_kind,
-    )
+    lm_loss_chunked(h, w, labels, div, CHUNK_ELEMENTS, s)
 }
 
 /// The loss through autograd on full logits (OLMo-core's computation graph).
@@ -102,12 +100,11 @@ pub fn lm_loss_chunked(
     h: &Tensor,
     w: &Tensor,
     labels: &Tensor,
-    ignore: i64,
-    z_loss_multiplier: Option<f64>,
     div: &Tensor,
     chunk_elements: i64,
-    head_kind: Option<Kind>,
+    s: &LossSettings,
 ) -> LossParts {
+    let (ignore, z_loss_multiplier, head_kind) = (s.ignore, s.z_loss_multiplier, s.head_kind);
     let d = h.size()[2];
     let vocab = w.size()[0];
     let hf = h.view([-1, d]);
@@ -209,7 +206,18 @@ mod tests {
                 let h = h0.copy().set_requires_grad(true);
                 let w = w0.copy().set_requires_grad(true);
                 let parts = if chunked {
-                    lm_loss_chunked(&h, &w, &lab, -100, z, &div, 37 * 3, None)
+                    lm_loss_chunked(
+                        &h,
+                        &w,
+                        &lab,
+                        &div,
+                        37 * 3,
+                        &LossSettings {
+                            ignore: -100,
+                            z_loss_multiplier: z,
+                            head_kind: None,
+                        },
+                    )
                 } else {
                     lm_loss_autograd(&h, &w, &lab, -100, z, &div)
                 };
@@ -238,7 +246,12 @@ mod tests {
         let run = |kind: Option<Kind>| {
             let h = h0.copy().set_requires_grad(true);
             let w = w0.copy().set_requires_grad(true);
-            let parts = lm_loss_chunked(&h, &w, &lab, -100, Some(1e-4), &div, 64 * 5, kind);
+            let settings = LossSettings {
+                ignore: -100,
+                z_loss_multiplier: Some(1e-4),
+                head_kind: kind,
+            };
+            let parts = lm_loss_chunked(&h, &w, &lab, &div, 64 * 5, &settings);
             parts.backward.backward();
             (parts.ce.double_value(&[]), h.grad(), w.grad())
         };

@@ -9,7 +9,7 @@ use tch::{Device, Kind, Tensor};
 use crate::dist::reducer::{Reducer, DEFAULT_BUCKET_BYTES};
 use crate::dist::ProcessGroup;
 
-use super::loss::{labels, lm_loss};
+use super::loss::{labels, lm_loss, LossSettings};
 use crate::config::train_module::{OptimConfig, SchedulerConfig, TransformerTrainModuleConfig};
 use crate::config::DType;
 use crate::data::Batch;
@@ -129,15 +129,12 @@ impl TrainModule {
             let autocast = self.bf16_autocast.then(|| AutocastGuard::bf16(self.device));
             let hidden = self.model.forward_hidden(&ids, docs.as_ref());
             let head = self.model.lm_head_weight();
-            let parts = lm_loss(
-                &hidden,
-                head,
-                &lab,
-                self.ignore_index,
-                self.z_loss_multiplier,
-                &div,
-                self.bf16_autocast.then_some(Kind::BFloat16),
-            );
+            let settings = LossSettings {
+                ignore: self.ignore_index,
+                z_loss_multiplier: self.z_loss_multiplier,
+                head_kind: self.bf16_autocast.then_some(Kind::BFloat16),
+            };
+            let parts = lm_loss(&hidden, head, &lab, &div, &settings);
             drop(autocast);
             ce_total += &parts.ce;
             if let (Some(total), Some(z)) = (z_total.as_mut(), &parts.z) {
