@@ -21,7 +21,7 @@ for seq in 256 4096; do
     batches=$(( seq == 256 ? 2000 : 200 ))
     cargo bench --quiet --bench data_loader -- "$DIR" "$seq" "$batches" 2>/dev/null | grep '^seq'
     for workers in 0 4; do
-    .venv-ref/bin/python - "$DIR" "$seq" "$batches" "$workers" <<'PY' 2>/dev/null
+    .venv-ref/bin/python - "$DIR" "$seq" "$batches" "$workers" <<'PY' 2>/dev/null || echo "seq $seq: OLMo-core loader (num_workers=$workers) failed" >&2
 import glob, sys, tempfile, time
 from olmo_core.data import DataCollator, NumpyFSLDatasetConfig, TokenizerConfig
 from olmo_core.data.data_loader import NumpyDataLoaderBase

@@ -11,11 +11,13 @@ LOG=$(mktemp -d)/bench
 mkdir -p "$LOG"
 scripts/setup.sh
 scripts/reference/setup-ref.sh
+# A failed repetition (OLMo-core's worker processes have aborted now and then) leaves its rows out of
+# the medians instead of ending the whole run.
 for i in $(seq "$REPS"); do
-    N=5 scripts/bench-dry-run.sh >>"$LOG/dry" 2>/dev/null
-    COPIES=4 scripts/bench-tokenize.sh >>"$LOG/tok" 2>/dev/null
-    scripts/bench-data.sh >>"$LOG/data" 2>/dev/null
-    STEPS=12 scripts/bench-train.sh >>"$LOG/train" 2>/dev/null
+    N=5 scripts/bench-dry-run.sh >>"$LOG/dry" 2>/dev/null || echo "bench-dry-run failed (repetition $i)" >&2
+    COPIES=4 scripts/bench-tokenize.sh >>"$LOG/tok" 2>/dev/null || echo "bench-tokenize failed (repetition $i)" >&2
+    scripts/bench-data.sh >>"$LOG/data" 2>/dev/null || echo "bench-data failed (repetition $i)" >&2
+    STEPS=12 scripts/bench-train.sh >>"$LOG/train" 2>/dev/null || echo "bench-train failed (repetition $i)" >&2
 done
 scripts/bench-checkpoint.sh >>"$LOG/ckpt" 2>/dev/null || true
 scripts/bench-downstream.sh >>"$LOG/downstream" 2>/dev/null || true
