@@ -4,4 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-cargo bench --quiet --bench checkpoint_io -- "${DIR:-/tmp/olmo-train-bench-ckpt}" "${PARAMS:-1000000000}" 2>/dev/null
+DIR=${DIR:-/tmp/olmo-train-bench-ckpt}
+PARAMS=${PARAMS:-1000000000}
+# The checkpoint and its plain copy need about 8 bytes per parameter; say so instead of filling the disk.
+mkdir -p "$DIR"
+need_kb=$(( PARAMS * 9 / 1024 ))
+free_kb=$(df -Pk "$DIR" | awk 'NR == 2 {print $4}')
+if [ "$free_kb" -lt "$need_kb" ]; then
+    echo "bench-checkpoint: $DIR has $((free_kb / 1048576)) GiB free, $((need_kb / 1048576)) GiB needed; set DIR or PARAMS" >&2
+    exit 1
+fi
+cargo bench --quiet --bench checkpoint_io -- "$DIR" "$PARAMS" 2>/dev/null
