@@ -20,9 +20,12 @@ release: setup
 # The test suite reads our W&B and TensorBoard files with their own readers.
 TEST_PYTHON_PACKAGES := wandb==0.31.0 tensorboard==2.21.0
 
+# Benches run once each as checks, in a second step: criterion's own argument parser rejects libtest's
+# --test-threads.
 test:
 	@scripts/setup.sh $(TEST_PYTHON_PACKAGES)
-	$(CARGO) test --all-targets -- --test-threads=2
+	$(CARGO) test --lib --bins --tests --examples -- --test-threads=2
+	$(CARGO) test --bench '*'
 
 quickstart: release
 	scripts/quickstart.sh

@@ -81,8 +81,13 @@ pub fn load_task(dir: &Path, name: &str) -> Result<Task> {
     if !requests.is_file() {
         let available = available_tasks(dir);
         let listing = if available.is_empty() {
+            let state = if dir.is_dir() {
+                "holds no tasks"
+            } else {
+                "does not exist"
+            };
             format!(
-                "{} holds no tasks; run scripts/get-eval-tasks.sh (or point ${TASKS_DIR_ENV} at a task folder)",
+                "the task folder {} {state}; run scripts/get-eval-tasks.sh {name} (or point ${TASKS_DIR_ENV} at a task folder, or disable the downstream_evaluator callback)",
                 dir.display()
             )
         } else {
