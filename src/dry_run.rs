@@ -4,11 +4,19 @@ use std::fmt::Write;
 
 use crate::config::support::unsupported_settings;
 use crate::config::ExperimentConfig;
+use crate::eval::task_file::{available_tasks, default_tasks_dir};
 
 /// The full `--dry-run` text for `config`, built by `model_factory`.
 pub fn render(config: &ExperimentConfig, model_factory: &str) -> String {
     let mut out = config.to_yaml();
     out.push_str(&summary(config, model_factory));
+    for task in missing_downstream_tasks(config) {
+        let _ = writeln!(
+            out,
+            "# note: downstream task '{task}' is not in the task folder {}; a run would stop here (scripts/get-eval-tasks.sh {task})",
+            default_tasks_dir().display()
+        );
+    }
     for u in unsupported_settings(config) {
         // Writing to a String cannot fail.
         let _ = writeln!(
@@ -18,6 +26,25 @@ pub fn render(config: &ExperimentConfig, model_factory: &str) -> String {
         );
     }
     out
+}
+
+/// The enabled downstream callback's tasks that the task folder lacks.
+fn missing_downstream_tasks(config: &ExperimentConfig) -> Vec<String> {
+    let Some(cb) = config
+        .trainer
+        .callbacks
+        .downstream_evaluator
+        .as_ref()
+        .filter(|c| c.enabled && !config.trainer.no_evals)
+    else {
+        return Vec::new();
+    };
+    let available = available_tasks(&default_tasks_dir());
+    cb.tasks
+        .iter()
+        .filter(|t| !available.contains(t))
+        .cloned()
+        .collect()
 }
 
 /// The summary lines: factory, parameter counts (plain integers), tokenizer and batch geometry.

@@ -363,3 +363,29 @@ fn bundled_configs_resolve() {
     }
     assert!(n > 0);
 }
+
+/// The dry run says when the enabled downstream callback names a task the task folder lacks (a run would
+/// stop at start), and is silent when the folder has it.
+#[test]
+fn dry_run_notes_missing_downstream_tasks() {
+    let empty = tempfile::tempdir().unwrap();
+    let fixtures = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/downstream/tasks"
+    );
+    let run = |dir: &str| {
+        let o = Command::new(env!("CARGO_BIN_EXE_olmo-train"))
+            .args(["tutorial-run-01", "--dry-run"])
+            .env("OLMO_TRAIN_EVAL_TASKS", dir)
+            .output()
+            .unwrap();
+        assert!(o.status.success());
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    let missing = run(empty.path().to_str().unwrap());
+    assert!(
+        missing.contains("# note: downstream task 'hellaswag' is not in the task folder"),
+        "{missing}"
+    );
+    assert!(!run(fixtures).contains("downstream task"));
+}
