@@ -111,7 +111,11 @@ impl AdamW {
                     let bias_correction1 = 1.0 - beta1.powf(st.step);
                     let bias_correction2 = 1.0 - beta2.powf(st.step);
                     let step_size = g.lr / bias_correction1;
-                    let denom = (st.exp_avg_sq.sqrt() / bias_correction2.sqrt()) + g.eps;
+                    // The same operations as torch, in its order, but in place on one temporary: each
+                    // extra parameter-sized temporary is another pass over memory.
+                    let mut denom = st.exp_avg_sq.sqrt();
+                    let _ = denom.g_div_scalar_(bias_correction2.sqrt());
+                    let _ = denom.g_add_scalar_(g.eps);
                     // `addcdiv_(exp_avg, denom, value=-step_size)`: (value*exp_avg)/denom.
                     let _ = param.addcdiv_(&(&st.exp_avg * -step_size), &denom);
                 }
