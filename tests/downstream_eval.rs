@@ -28,7 +28,14 @@ fn model(want: &serde_json::Value) -> Transformer {
     model
 }
 
-fn evaluator(task: &str, share: bool, batch_tokens: usize, context: usize) -> DownstreamEvaluator {
+/// Builds `task` from the fixture folder with the dolma2 preset on one rank.
+fn try_evaluator(
+    task: &str,
+    share: bool,
+    batch_tokens: usize,
+    context: usize,
+    model_vocab_size: u64,
+) -> olmo_train::error::Result<DownstreamEvaluator> {
     let tokenizer = TextTokenizer::load("dolma2").unwrap();
     let settings = DownstreamSettings {
         tasks_dir: Path::new(TASKS),
@@ -39,9 +46,13 @@ fn evaluator(task: &str, share: bool, batch_tokens: usize, context: usize) -> Do
         rank: 0,
         world: 1,
         share_contexts: share,
-        model_vocab_size: 100_352,
+        model_vocab_size,
     };
-    DownstreamEvaluator::new(task, &settings).unwrap()
+    DownstreamEvaluator::new(task, &settings)
+}
+
+fn evaluator(task: &str, share: bool, batch_tokens: usize, context: usize) -> DownstreamEvaluator {
+    try_evaluator(task, share, batch_tokens, context, 100_352).unwrap()
 }
 
 #[test]
@@ -110,19 +121,7 @@ fn packing_contexts_with_their_continuations_changes_no_score() {
 
 #[test]
 fn a_missing_task_lists_the_available_ones() {
-    let tokenizer = TextTokenizer::load("dolma2").unwrap();
-    let settings = DownstreamSettings {
-        tasks_dir: Path::new(TASKS),
-        tokenizer: &tokenizer,
-        tokenizer_config: &TokenizerConfig::dolma2(),
-        max_sequence_length: 64,
-        batch_tokens: 64,
-        rank: 0,
-        world: 1,
-        share_contexts: true,
-        model_vocab_size: 100_352,
-    };
-    let err = DownstreamEvaluator::new("hellaswag_rc_5shot", &settings)
+    let err = try_evaluator("hellaswag_rc_5shot", true, 64, 64, 100_352)
         .err()
         .unwrap()
         .to_string();
@@ -131,19 +130,7 @@ fn a_missing_task_lists_the_available_ones() {
 
 #[test]
 fn a_tokenizer_larger_than_the_model_is_an_error_not_a_crash() {
-    let tokenizer = TextTokenizer::load("dolma2").unwrap();
-    let settings = DownstreamSettings {
-        tasks_dir: Path::new(TASKS),
-        tokenizer: &tokenizer,
-        tokenizer_config: &TokenizerConfig::dolma2(),
-        max_sequence_length: 64,
-        batch_tokens: 64,
-        rank: 0,
-        world: 1,
-        share_contexts: true,
-        model_vocab_size: 512,
-    };
-    let err = DownstreamEvaluator::new("arc_easy", &settings)
+    let err = try_evaluator("arc_easy", true, 64, 64, 512)
         .err()
         .unwrap()
         .to_string();

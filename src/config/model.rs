@@ -388,6 +388,13 @@ impl TransformerConfig {
         embeddings + embedding_norm + blocks + head_norm + head_matrix + head_bias
     }
 
+    /// Whether any layer attends through a sliding window.
+    pub fn has_sliding_window(&self) -> bool {
+        let sw = self.block.sequence_mixer.sliding_window.as_ref();
+        (0..self.n_layers as usize)
+            .any(|i| sw.is_some_and(|w| w.window_for_layer(i, self.n_layers as usize).is_some()))
+    }
+
     /// Training FLOPs per token at `seq_len`, OLMo-core's `num_flops_per_token` (the MFU numerator): per
     /// block 6 x attention parameters (q/k norms included) + 12 x heads x head_dim x the attended
     /// (query, key) pairs under causal masking (capped by the layer's window) / seq_len + 6 x

@@ -51,6 +51,8 @@ pub struct DownstreamEvaluator {
     batches: Vec<Vec<usize>>,
     pad_id: i64,
     has_dc: bool,
+    /// Rows hold several continuations behind one context (need the masked forward).
+    packed: bool,
     /// Requests whose context was cut on the left to fit the context window.
     pub truncated: usize,
 }
@@ -168,6 +170,7 @@ impl DownstreamEvaluator {
             batches,
             pad_id: s.tokenizer_config.pad_token_id as i64,
             has_dc,
+            packed: s.share_contexts,
             truncated,
         })
     }
@@ -182,14 +185,19 @@ impl DownstreamEvaluator {
     ) -> Result<Vec<f64>> {
         let slots = self.requests.len() * if self.has_dc { 2 } else { 1 };
         let mut scores = Tensor::zeros([slots as i64], (Kind::Double, device));
-        let share = !model.has_sliding_window();
+        if self.packed && model.has_sliding_window() {
+            return Err(Error::InvalidValue {
+                path: format!("downstream task {}", self.task),
+                reason: "built with packed continuations, which sliding-window attention cannot score; build it with share_contexts off".into(),
+            });
+        }
         for batch in &self.batches {
             let rows: Vec<&Row> = batch.iter().map(|&i| &self.rows[i]).collect();
             let l = packing::lay_out(&rows, self.pad_id);
             let (b, t) = (l.batch as i64, l.width as i64);
             let ids = Tensor::from_slice(&l.ids).view([b, t]).to_device(device);
             let hidden = tch::no_grad(|| {
-                if share {
+                if self.packed {
                     let positions = Tensor::from_slice(&l.positions)
                         .view([b, t])
                         .to_device(device);

@@ -55,7 +55,6 @@ impl DownstreamSuite {
         tasks_dir: &std::path::Path,
         rank: usize,
         world: usize,
-        share_contexts: bool,
     ) -> Result<Self> {
         let identifier =
             cfg.tokenizer
@@ -76,7 +75,8 @@ impl DownstreamSuite {
             batch_tokens: config.train_module.rank_microbatch_size as usize,
             rank,
             world,
-            share_contexts,
+            // A window follows sequence order, which packed continuations do not have.
+            share_contexts: !config.model.has_sliding_window(),
             model_vocab_size: config.model.vocab_size,
         };
         let mut names = cfg.tasks.clone();
@@ -95,7 +95,6 @@ pub fn build_schedules(
     config: &ExperimentConfig,
     rank: usize,
     world: usize,
-    share_contexts: bool,
 ) -> Result<Vec<EvalSchedule>> {
     let mut out = Vec::new();
     if config.trainer.no_evals {
@@ -115,7 +114,7 @@ pub fn build_schedules(
     }
     if let Some(cfg) = cbs.downstream_evaluator.as_ref().filter(|c| c.enabled) {
         let dir = task_file::default_tasks_dir();
-        let suite = DownstreamSuite::build(cfg, config, &dir, rank, world, share_contexts)?;
+        let suite = DownstreamSuite::build(cfg, config, &dir, rank, world)?;
         out.push(EvalSchedule {
             evaluator: Box::new(suite),
             interval: cfg.eval_interval,

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use super::in_loop::DownstreamSuite;
-use super::{task_file, LmEvaluator};
+use super::{task_file, InLoopEvaluator, LmEvaluator};
 use crate::checkpoint::{self, layout};
 use crate::config::callbacks::{DownstreamEvaluatorCallbackConfig, LMEvaluatorCallbackConfig};
 use crate::config::data::NumpyPaddedFSLDatasetConfig;
@@ -81,11 +81,8 @@ pub fn run(args: &EvalArgs) -> Result<EvalReport> {
             .task_dir
             .clone()
             .unwrap_or_else(task_file::default_tasks_dir);
-        let suite =
-            DownstreamSuite::build(&ds, &config, &tasks_dir, 0, 1, !model.has_sliding_window())?;
-        for task in &suite.tasks {
-            metrics.extend(task.run(&model, device, None)?);
-        }
+        let mut suite = DownstreamSuite::build(&ds, &config, &tasks_dir, 0, 1)?;
+        metrics.extend(suite.run(&model, device, None)?);
     }
     let report = serde_json::json!({ "checkpoint": dir.display().to_string(), "metrics": metrics });
     write_json(&args.output, &report)?;

@@ -180,13 +180,7 @@ pub fn train(config: &ExperimentConfig, stop: Arc<AtomicBool>) -> Result<TrainSu
     if let Some(pg) = &group {
         trainer.with_data_parallel(pg.clone())?;
     }
-    let share_contexts = !trainer.module().model.has_sliding_window();
-    for eval in build_schedules(
-        config,
-        dist.rank as usize,
-        dist.world_size as usize,
-        share_contexts,
-    )? {
+    for eval in build_schedules(config, dist.rank as usize, dist.world_size as usize)? {
         trainer.with_eval(eval);
     }
     if let Some(state) = &loaded {
