@@ -369,30 +369,18 @@ impl TransformerConfig {
         let d = self.d_model;
         let embeddings = d * self.vocab_size;
         let blocks = self.n_layers * self.block.num_params(d);
-        let head_norm = self
-            .lm_head
-            .layer_norm
-            .as_ref()
-            .map_or(0, |n| n.num_params(d));
-        let head_bias = if self.lm_head.bias.unwrap_or(true) {
-            self.vocab_size
-        } else {
-            0
-        };
         let head_matrix = if self.tie_word_embeddings {
             0
         } else {
             d * self.vocab_size
         };
         let embedding_norm = self.embedding_norm.as_ref().map_or(0, |n| n.num_params(d));
-        embeddings + embedding_norm + blocks + head_norm + head_matrix + head_bias
+        embeddings + embedding_norm + blocks + self.lm_head_norm_and_bias() + head_matrix
     }
 
     /// Whether any layer attends through a sliding window.
     pub fn has_sliding_window(&self) -> bool {
-        let sw = self.block.sequence_mixer.sliding_window.as_ref();
-        (0..self.n_layers as usize)
-            .any(|i| sw.is_some_and(|w| w.window_for_layer(i, self.n_layers as usize).is_some()))
+        (0..self.n_layers as usize).any(|i| self.layer_window(i).is_some())
     }
 
     /// Training FLOPs per token at `seq_len`, OLMo-core's `num_flops_per_token` (the MFU numerator): per
@@ -412,30 +400,40 @@ impl TransformerConfig {
                 .map_or(0, |f| f.num_params(d));
         let attended: u64 = (0..self.n_layers as usize)
             .map(|i| {
-                let window = att
-                    .sliding_window
-                    .as_ref()
-                    .and_then(|sw| sw.window_for_layer(i, self.n_layers as usize));
-                let pairs = match window {
+                let pairs = match self.layer_window(i) {
                     Some(w) if w < seq_len => w * (w + 1) / 2 + (seq_len - w) * w,
                     _ => seq_len * (seq_len + 1) / 2,
                 };
                 12 * att.n_heads * att.head_dim(d) * pairs / seq_len.max(1)
             })
             .sum();
-        let head_norm = self
+        self.n_layers * per_block_params
+            + attended
+            + 6 * (d * self.vocab_size + self.lm_head_norm_and_bias())
+    }
+
+    /// The LM head's final-norm and bias parameters (its matrix aside, which tying can share).
+    fn lm_head_norm_and_bias(&self) -> u64 {
+        let norm = self
             .lm_head
             .layer_norm
             .as_ref()
-            .map_or(0, |n| n.num_params(d));
-        let head_bias = if self.lm_head.bias.unwrap_or(true) {
+            .map_or(0, |n| n.num_params(self.d_model));
+        let bias = if self.lm_head.bias.unwrap_or(true) {
             self.vocab_size
         } else {
             0
         };
-        self.n_layers * per_block_params
-            + attended
-            + 6 * (d * self.vocab_size + head_norm + head_bias)
+        norm + bias
+    }
+
+    /// The attention window of layer `layer`; `None` for full attention.
+    pub fn layer_window(&self, layer: usize) -> Option<u64> {
+        self.block
+            .sequence_mixer
+            .sliding_window
+            .as_ref()
+            .and_then(|sw| sw.window_for_layer(layer, self.n_layers as usize))
     }
 
     /// OLMo-core's `num_non_embedding_params`: total minus the embedding matrix (the LM head counts).

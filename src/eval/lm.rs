@@ -20,10 +20,10 @@ use crate::train::loss::{labels, token_losses};
 
 pub struct LmEvaluator {
     loader: DataLoader,
-    /// The label of each dataset file.
-    file_labels: Vec<String>,
     /// The distinct labels, sorted: the order of the reduced totals.
     labels: Vec<String>,
+    /// Each dataset file's index into `labels`.
+    file_label: Vec<usize>,
     max_batches: Option<u64>,
     ignore_index: i64,
 }
@@ -61,6 +61,10 @@ impl LmEvaluator {
         let mut labels = file_labels.clone();
         labels.sort();
         labels.dedup();
+        let file_label = file_labels
+            .iter()
+            .map(|l| labels.partition_point(|x| x < l))
+            .collect();
         let work_dir = dataset.spec().work_dir.clone();
         let loader = DataLoader::new(
             Arc::new(dataset),
@@ -84,8 +88,8 @@ impl LmEvaluator {
         };
         Ok(Self {
             loader,
-            file_labels,
             labels,
+            file_label,
             max_batches,
             ignore_index: -100,
         })
@@ -130,8 +134,7 @@ impl LmEvaluator {
                     reason: format!("evaluation: {e}"),
                 })?;
             for (file, s) in batch.files.iter().zip(stats) {
-                let label = &self.file_labels[*file];
-                let i = self.labels.binary_search(label).unwrap_or(0);
+                let i = self.file_label[*file];
                 totals[2 * i] += s[0];
                 totals[2 * i + 1] += s[1];
             }

@@ -122,11 +122,7 @@ impl Transformer {
             for w in [&w_q, &w_k, &w_v, &w_out, &w1, &w3, &w2] {
                 init_order.push((w.shallow_clone(), std));
             }
-            let window = att_cfg
-                .sliding_window
-                .as_ref()
-                .and_then(|sw| sw.window_for_layer(i, cfg.n_layers as usize))
-                .map(|w| w as i64);
+            let window = cfg.layer_window(i).map(|w| w as i64);
             blocks.push(Block {
                 attention: Attention {
                     w_q,
