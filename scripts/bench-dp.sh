@@ -10,12 +10,7 @@ OUT=${OUT:-/tmp/olmo-train-bench-dp}
 scripts/setup.sh
 cargo build --release --quiet
 OMP_NUM_THREADS=1 cargo bench --quiet --bench allreduce 2>/dev/null | grep '^all-reduce'
-TOKENS=$OUT/tokens/part-0-00000.npy
-if [ ! -f "$TOKENS" ]; then
-    target/release/olmo-train tokenize --documents examples/data/kjv-train.jsonl.gz --destination "$OUT/tokens" \
-        --tokenizer.name_or_path allenai/dolma2-tokenizer --tokenizer.eos_token_id 100257 \
-        --tokenizer.pad_token_id 100277 --tokenizer.encode_special_tokens --dtype uint32 >/dev/null
-fi
+TOKENS=$(scripts/demo-tokens.sh "$OUT/tokens")
 for factory in olmo2_1M olmo2_14M; do
     args=(--model-factory=$factory --config configs/olmo2-1M-cpu.yaml --dataset.paths="[$TOKENS]"
         --train_module.rank_microbatch_size=1024 --trainer.no_checkpoints --trainer.metrics_collect_interval=1

@@ -11,12 +11,7 @@ OUT=${OUT:-/tmp/olmo-train-bench-train}
 scripts/setup.sh
 scripts/reference/setup-ref.sh
 cargo build --release --quiet
-TOKENS=$OUT/tokens/part-0-00000.npy
-if [ ! -f "$TOKENS" ]; then
-    target/release/olmo-train tokenize --documents examples/data/kjv-train.jsonl.gz --destination "$OUT/tokens" \
-        --tokenizer.name_or_path allenai/dolma2-tokenizer --tokenizer.eos_token_id 100257 \
-        --tokenizer.pad_token_id 100277 --tokenizer.encode_special_tokens --dtype uint32 >/dev/null
-fi
+TOKENS=$(scripts/demo-tokens.sh "$OUT/tokens")
 export OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
 for factory in olmo2_1M olmo2_14M; do
     ours() { # steps
