@@ -54,11 +54,9 @@ fn run(a: &[String]) -> Output {
 }
 
 fn losses(save: &Path) -> Vec<(u64, f64)> {
-    std::fs::read_to_string(save.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+    common::metrics_rows(save)
+        .iter()
+        .map(|v| {
             (
                 v["step"].as_u64().unwrap(),
                 v["train/CE loss"].as_f64().unwrap(),

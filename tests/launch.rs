@@ -68,18 +68,6 @@ fn launch(n: u32, args: &[String]) -> Output {
     olmo_train(&a)
 }
 
-fn losses(save: &Path) -> Vec<f64> {
-    std::fs::read_to_string(save.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["train/CE loss"]
-                .as_f64()
-                .unwrap()
-        })
-        .collect()
-}
-
 fn weights(dir: &Path) -> Vec<(String, Tensor)> {
     let mut w = Tensor::read_safetensors(dir.join("model_and_optim/model.safetensors")).unwrap();
     w.sort_by(|a, b| a.0.cmp(&b.0));
@@ -116,11 +104,7 @@ fn eval_args(dir: &Path) -> Vec<String> {
 /// Every `eval/...` value in a run's metrics file, with its step.
 fn eval_metrics(save: &Path) -> Vec<(u64, String, f64)> {
     let mut out = Vec::new();
-    for line in std::fs::read_to_string(save.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-    {
-        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    for v in common::metrics_rows(save) {
         for (k, x) in v.as_object().unwrap() {
             if k.starts_with("eval/") {
                 out.push((v["step"].as_u64().unwrap(), k.clone(), x.as_f64().unwrap()));
@@ -179,8 +163,8 @@ fn two_processes_match_one_process() {
     );
     assert!(err.contains("comparing every rank's parameters"), "{err}");
     assert_close(
-        &losses(&dir.path().join("one")),
-        &losses(&dir.path().join("two")),
+        &common::losses(&dir.path().join("one")),
+        &common::losses(&dir.path().join("two")),
     );
     // In-loop evaluations (steps 10 and 20): each rank scores its share; the reduced numbers equal
     // the one-process ones.
@@ -248,8 +232,8 @@ fn two_processes_resume_one_and_two_process_checkpoints() {
         );
     }
     assert_close(
-        &losses(&dir.path().join("reference")),
-        &losses(&dir.path().join("mixed")),
+        &common::losses(&dir.path().join("reference")),
+        &common::losses(&dir.path().join("mixed")),
     );
 }
 
@@ -373,5 +357,8 @@ fn olmo_cores_tutorial_command_runs_on_cpu() {
     args.push(format!("--dataset.paths=[{}]", data(dir.path()).display()));
     let o = olmo_train(&args);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert_eq!(losses(&dir.path().join("tutorial-run-01")).len(), 100);
+    assert_eq!(
+        common::losses(&dir.path().join("tutorial-run-01")).len(),
+        100
+    );
 }

@@ -7,6 +7,8 @@ use olmo_train::model::factories::build_factory;
 use olmo_train::model::Transformer;
 use tch::{Device, Tensor};
 
+mod common;
+
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
 
 pub fn eval_config(work: &std::path::Path) -> LMEvaluatorCallbackConfig {
@@ -117,11 +119,7 @@ fn in_loop_equals_standalone_eval() {
         "{}",
         String::from_utf8_lossy(&run.stderr)
     );
-    let rows: Vec<serde_json::Value> = std::fs::read_to_string(save.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let rows = common::metrics_rows(&save);
     let in_loop = rows[3]["eval/lm/beta/CE loss"]
         .as_f64()
         .expect("eval metrics at step 4");

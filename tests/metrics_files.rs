@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod common;
+
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 fn tool(name: &str) -> PathBuf {
@@ -72,18 +74,6 @@ fn run_dir(dir: &Path) -> PathBuf {
         .unwrap()
 }
 
-fn losses(dir: &Path) -> Vec<f64> {
-    std::fs::read_to_string(dir.join("save/metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["train/CE loss"]
-                .as_f64()
-                .unwrap()
-        })
-        .collect()
-}
-
 #[test]
 fn wandb_reads_a_finished_run_with_history_config_and_summary() {
     let dir = tempfile::tempdir().unwrap();
@@ -112,7 +102,7 @@ fn wandb_reads_a_finished_run_with_history_config_and_summary() {
     assert_eq!(s["project"], "olmo-train-test");
     assert_eq!(s["run_id"], "metrics-run");
     assert_eq!(s["config"]["model"]["d_model"], 12);
-    let last = *losses(dir.path()).last().unwrap();
+    let last = *common::losses(&dir.path().join("save")).last().unwrap();
     assert!((s["summary"]["train/CE loss"].as_f64().unwrap() - last).abs() < 1e-12);
 
     let file = std::fs::read_dir(&run)
@@ -183,7 +173,11 @@ print(json.dumps({t: [[e.step, e.value] for e in acc.Scalars(t)] for t in acc.Ta
     let tags: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let ce = tags["train/CE loss"].as_array().unwrap();
     assert_eq!(ce.len(), 8);
-    for (i, (point, want)) in ce.iter().zip(losses(dir.path())).enumerate() {
+    for (i, (point, want)) in ce
+        .iter()
+        .zip(common::losses(&dir.path().join("save")))
+        .enumerate()
+    {
         assert_eq!(point[0], i as u64 + 1);
         assert!(
             (point[1].as_f64().unwrap() - want).abs() <= 1e-6 * want.abs(),

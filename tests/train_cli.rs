@@ -4,6 +4,8 @@
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
+mod common;
+
 /// Learnable token files: a short repeating "text" with an EOS every 50 tokens (uint16, vocab 1000).
 fn write_data(dir: &Path) -> [String; 2] {
     let names = [dir.join("a.npy"), dir.join("b.npy")];
@@ -61,14 +63,6 @@ fn run(args: &[String]) -> Output {
         .expect("run")
 }
 
-fn metrics(save: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(save.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 #[test]
 fn loss_falls_and_metrics_are_logged_every_step() {
     let dir = tempfile::tempdir().unwrap();
@@ -76,7 +70,7 @@ fn loss_falls_and_metrics_are_logged_every_step() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
     assert!(String::from_utf8_lossy(&o.stdout).contains("trained 30 steps"));
-    let rows = metrics(dir.path());
+    let rows = common::metrics_rows(dir.path());
     assert_eq!(rows.len(), 30);
     assert!(rows
         .iter()
@@ -112,7 +106,7 @@ fn hard_stop_ends_early_and_the_schedule_still_uses_max_duration() {
         &["--trainer.hard_stop={value: 5, unit: steps}"],
     ));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let rows = metrics(dir.path());
+    let rows = common::metrics_rows(dir.path());
     assert_eq!(rows.len(), 5);
     assert!(String::from_utf8_lossy(&o.stderr).contains("[step=5/30,epoch=1,eta="));
 }
@@ -126,14 +120,18 @@ fn epochs_and_token_durations() {
         &["--trainer.max_duration={value: 1, unit: epochs}"],
     ));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert_eq!(metrics(dir.path()).len(), 46);
+    assert_eq!(common::metrics_rows(dir.path()).len(), 46);
     let dir = tempfile::tempdir().unwrap();
     let o = run(&train_args(
         dir.path(),
         &["--trainer.max_duration={value: 2000, unit: tokens}"],
     ));
     assert!(o.status.success());
-    assert_eq!(metrics(dir.path()).len(), 8, "ceil(2000 / 256) steps");
+    assert_eq!(
+        common::metrics_rows(dir.path()).len(),
+        8,
+        "ceil(2000 / 256) steps"
+    );
 }
 
 #[test]
@@ -171,7 +169,8 @@ fn sigterm_stops_after_the_current_step() {
         .unwrap();
     // Wait until training has started.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !dir.path().join("metrics.jsonl").exists() || metrics(dir.path()).is_empty() {
+    while !dir.path().join("metrics.jsonl").exists() || common::metrics_rows(dir.path()).is_empty()
+    {
         assert!(
             std::time::Instant::now() < deadline,
             "training did not start"
@@ -189,7 +188,7 @@ fn sigterm_stops_after_the_current_step() {
     );
     assert!(String::from_utf8_lossy(&o.stdout).contains("stopped by a signal after"));
     // Every step that ran was logged before exiting.
-    let rows = metrics(dir.path());
+    let rows = common::metrics_rows(dir.path());
     assert!(rows
         .iter()
         .enumerate()
@@ -221,7 +220,7 @@ fn bf16_autocast_follows_the_fp32_losses() {
     ));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let loss = |save: &Path| -> Vec<f64> {
-        metrics(save)
+        common::metrics_rows(save)
             .iter()
             .map(|m| m["train/CE loss"].as_f64().unwrap())
             .collect()
