@@ -115,24 +115,33 @@ fn tokenize(
     special: bool,
     extra: &[&str],
 ) -> Output {
-    let mut args = vec![
-        "tokenize",
-        "--documents",
-        HARD_CASES,
-        CORPUS,
+    let mut args = vec![CORPUS, "--dtype", dtype];
+    if special {
+        args.push("--tokenizer.encode_special_tokens");
+    }
+    args.extend_from_slice(extra);
+    tokenize_files(HARD_CASES, dest, tokenizer, eos, &args)
+}
+
+/// `olmo-train tokenize --documents DOCUMENTS EXTRA... --destination DEST` with a tokenizer and EOS id
+/// (`extra` follows `--documents`, so it may add more document paths before the flags).
+fn tokenize_files(
+    documents: &str,
+    dest: &Path,
+    tokenizer: &str,
+    eos: &str,
+    extra: &[&str],
+) -> Output {
+    let mut args = vec!["tokenize", "--documents", documents];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&[
         "--destination",
         dest.to_str().unwrap(),
         "--tokenizer.name_or_path",
         tokenizer,
         "--tokenizer.eos_token_id",
         eos,
-        "--dtype",
-        dtype,
-    ];
-    if special {
-        args.push("--tokenizer.encode_special_tokens");
-    }
-    args.extend_from_slice(extra);
+    ]);
     olmo_train(&args)
 }
 
@@ -315,17 +324,7 @@ fn zstd_and_plain_inputs_give_the_same_tokens() {
             "out-{}",
             input.extension().unwrap().to_str().unwrap()
         ));
-        let o = olmo_train(&[
-            "tokenize",
-            "--documents",
-            input.to_str().unwrap(),
-            "--destination",
-            dest.to_str().unwrap(),
-            "--tokenizer.name_or_path",
-            "gpt2",
-            "--tokenizer.eos_token_id",
-            "50256",
-        ]);
+        let o = tokenize_files(input.to_str().unwrap(), &dest, "gpt2", "50256", &[]);
         assert!(o.status.success(), "{}", stderr(&o));
         outs.push(std::fs::read(dest.join("part-0-00000.npy")).unwrap());
     }
@@ -396,17 +395,7 @@ fn truncated_gzip_names_the_file_and_leaves_no_output() {
     let truncated = dir.path().join("cut.jsonl.gz");
     std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
     let dest = dir.path().join("out");
-    let o = olmo_train(&[
-        "tokenize",
-        "--documents",
-        truncated.to_str().unwrap(),
-        "--destination",
-        dest.to_str().unwrap(),
-        "--tokenizer.name_or_path",
-        "gpt2",
-        "--tokenizer.eos_token_id",
-        "50256",
-    ]);
+    let o = tokenize_files(truncated.to_str().unwrap(), &dest, "gpt2", "50256", &[]);
     assert_fails_cleanly(&o, &dest, "cut.jsonl.gz");
 }
 
@@ -414,18 +403,7 @@ fn truncated_gzip_names_the_file_and_leaves_no_output() {
 fn strict_fails_on_the_first_bad_line_with_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("out");
-    let o = olmo_train(&[
-        "tokenize",
-        "--documents",
-        HARD_CASES,
-        "--destination",
-        dest.to_str().unwrap(),
-        "--tokenizer.name_or_path",
-        "gpt2",
-        "--tokenizer.eos_token_id",
-        "50256",
-        "--strict",
-    ]);
+    let o = tokenize_files(HARD_CASES, &dest, "gpt2", "50256", &["--strict"]);
     let err = assert_fails_cleanly(&o, &dest, "hard_cases.jsonl");
     assert!(
         err.contains("line 14") && err.contains("not a JSON object"),
@@ -437,17 +415,7 @@ fn strict_fails_on_the_first_bad_line_with_file_and_line() {
 fn ids_that_do_not_fit_the_dtype_fail_before_writing() {
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("out");
-    let o = olmo_train(&[
-        "tokenize",
-        "--documents",
-        HARD_CASES,
-        "--destination",
-        dest.to_str().unwrap(),
-        "--tokenizer.name_or_path",
-        "allenai/dolma2-tokenizer",
-        "--tokenizer.eos_token_id",
-        "100257",
-    ]);
+    let o = tokenize_files(HARD_CASES, &dest, "allenai/dolma2-tokenizer", "100257", &[]);
     let err = assert_fails_cleanly(&o, &dest, "--dtype uint16");
     assert!(err.contains("uint32"), "{err}");
     assert!(!dest.exists());
@@ -497,24 +465,21 @@ fn olmo_core_readme_command_works_verbatim() {
     std::fs::create_dir(&docs).unwrap();
     std::fs::copy(HARD_CASES, docs.join("a.jsonl")).unwrap();
     let dest = dir.path().join("destination");
-    let o = olmo_train(&[
-        "tokenize",
-        "--documents",
+    let o = tokenize_files(
         &format!("{}/*", docs.display()),
-        "--destination",
-        dest.to_str().unwrap(),
-        "--tokenizer.name_or_path",
+        &dest,
         "allenai/dolma2-tokenizer",
-        "--tokenizer.eos_token_id",
         "100257",
-        "--tokenizer.pad_token_id",
-        "100277",
-        "--tokenizer.encode_special_tokens",
-        "--processes",
-        "2",
-        "--dtype",
-        "uint32",
-    ]);
+        &[
+            "--tokenizer.pad_token_id",
+            "100277",
+            "--tokenizer.encode_special_tokens",
+            "--processes",
+            "2",
+            "--dtype",
+            "uint32",
+        ],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(dest.join("part-0-00000.npy").exists() && dest.join("part-0-00000.csv.gz").exists());
     let dry = olmo_train(&[
