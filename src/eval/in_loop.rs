@@ -16,17 +16,6 @@ use crate::model::Transformer;
 use crate::tokenize::tokenizer::TextTokenizer;
 use crate::train::trainer::EvalSchedule;
 
-impl InLoopEvaluator for LmEvaluator {
-    fn run(
-        &mut self,
-        model: &Transformer,
-        device: Device,
-        group: Option<&ProcessGroup>,
-    ) -> Result<BTreeMap<String, f64>> {
-        LmEvaluator::run(self, model, device, group)
-    }
-}
-
 /// The downstream callback's tasks.
 pub struct DownstreamSuite {
     pub tasks: Vec<DownstreamEvaluator>,

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use tch::{Device, Kind, Tensor};
 
+use super::InLoopEvaluator;
 use crate::config::callbacks::LMEvaluatorCallbackConfig;
 use crate::config::trainer::DurationUnit;
 use crate::data::build::build_padded_dataset;
@@ -94,10 +95,12 @@ impl LmEvaluator {
             ignore_index: -100,
         })
     }
+}
 
+impl InLoopEvaluator for LmEvaluator {
     /// One evaluation pass (always the same batches, in the same order); with `group`, this rank's share
     /// and one reduction of the per-label totals.
-    pub fn run(
+    fn run(
         &mut self,
         model: &Transformer,
         device: Device,
