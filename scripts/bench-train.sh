@@ -2,7 +2,9 @@
 # Training throughput on this CPU: olmo-train against ai2-olmo-core 3.0.0 doing the same work (same
 # factory, the tokenized demo corpus, sequence 256, 2048 tokens a step, fp32, AdamW + cosine, clipping),
 # with the same number of torch threads. Reports tokens/s after the first step, time to first step
-# (process start to the end of step 1) and peak RSS. Models: olmo2_1M and olmo2_14M (dolma2 vocab).
+# (from the moment this shell starts the process to the end of step 1, the same clock for both sides;
+# process exit is not counted for either), start-up (the part of that before step 1's own compute) and
+# peak RSS. Models: olmo2_1M and olmo2_14M (dolma2 vocab).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STEPS=${STEPS:-20}
@@ -16,12 +18,23 @@ export OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
 for factory in olmo2_1M olmo2_14M; do
     ours() { # steps
         rm -rf "$OUT/run"
+        LAUNCH=$(date +%s.%N)
         /usr/bin/time -f "%e %M" -o "$OUT/time" target/release/olmo-train bench --model-factory=$factory \
             --config configs/olmo2-1M-cpu.yaml --dataset.paths="[$TOKENS]" --trainer.no_checkpoints \
             --trainer.max_duration="{value: $1, unit: steps}" --trainer.metrics_collect_interval=1 \
-            --save-folder="$OUT/run" --work-dir="$OUT/run/cache" >/dev/null 2>&1
+            --trainer.callbacks.console_logger.metrics_log_interval=1 \
+            --save-folder="$OUT/run" --work-dir="$OUT/run/cache" >/dev/null 2>"$OUT/log"
     }
-    ours 1; first=$(cut -d' ' -f1 "$OUT/time")
+    ours 1
+    # End of step 1: the timestamp of its console line (UTC, microseconds), against the launch time.
+    first=$(python3 - "$OUT/log" "$LAUNCH" <<'PY'
+import datetime, re, sys
+line = next(l for l in open(sys.argv[1]) if "[step=1/" in l)
+stamp = re.match(r"(\S+?)Z", line).group(1)
+end = datetime.datetime.fromisoformat(stamp).replace(tzinfo=datetime.timezone.utc).timestamp()
+print(f"{end - float(sys.argv[2]):.3f}")
+PY
+)
     # Step 1's own compute time, from its data-loading seconds and share: start-up is the rest.
     step1=$(python3 -c "import json; r = json.loads(open('$OUT/run/metrics.jsonl').readline()); print(r['throughput/device/data loading (s)'] * 100 / r['throughput/device/data loading (%)'])")
     ours "$STEPS"
@@ -30,8 +43,8 @@ import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 tps = rows[-1]["throughput/device/TPS (actual avg)"]
 first, step1 = float(sys.argv[2]), float(sys.argv[5])
-print(f"olmo-train {sys.argv[4]}: time to first step {first:.2f} s (whole 1-step run), {tps:.0f} tokens/s, peak RSS {int(sys.argv[3]) / 1024:.0f} MiB, start-up {first - step1:.2f} s")
+print(f"olmo-train {sys.argv[4]}: time to first step {first:.2f} s, {tps:.0f} tokens/s, peak RSS {int(sys.argv[3]) / 1024:.0f} MiB, start-up {first - step1:.2f} s")
 PY
-    /usr/bin/time -f "%M" -o "$OUT/rss-ref" .venv-ref/bin/python scripts/reference/olmo_core_train_bench.py $factory "$TOKENS" "$STEPS" 2>/dev/null
+    LAUNCH=$(date +%s.%N) /usr/bin/time -f "%M" -o "$OUT/rss-ref" .venv-ref/bin/python scripts/reference/olmo_core_train_bench.py $factory "$TOKENS" "$STEPS" 2>/dev/null
     echo "olmo-core $factory: peak RSS $(( $(cat "$OUT/rss-ref") / 1024 )) MiB"
 done

@@ -9,7 +9,7 @@ use tch::{Device, Kind, Tensor};
 use crate::dist::reducer::{Reducer, DEFAULT_BUCKET_BYTES};
 use crate::dist::ProcessGroup;
 
-use super::loss::{labels, lm_loss, LossSettings};
+use super::loss::{labels, lm_loss, HeadScratch, LossSettings};
 use crate::config::train_module::{OptimConfig, SchedulerConfig, TransformerTrainModuleConfig};
 use crate::config::DType;
 use crate::data::Batch;
@@ -45,6 +45,8 @@ pub struct TrainModule {
     z_loss_multiplier: Option<f64>,
     ignore_index: i64,
     device: Device,
+    /// The chunked LM loss's buffers, reused by every micro-batch of every step.
+    head_scratch: HeadScratch,
 }
 
 impl TrainModule {
@@ -84,6 +86,7 @@ impl TrainModule {
             z_loss_multiplier: cfg.z_loss_multiplier,
             ignore_index: cfg.label_ignore_index,
             device,
+            head_scratch: HeadScratch::default(),
         })
     }
 
@@ -134,7 +137,7 @@ impl TrainModule {
                 z_loss_multiplier: self.z_loss_multiplier,
                 head_kind: self.bf16_autocast.then_some(Kind::BFloat16),
             };
-            let parts = lm_loss(&hidden, head, &lab, &div, &settings);
+            let parts = lm_loss(&hidden, head, &lab, &div, &settings, &mut self.head_scratch);
             drop(autocast);
             ce_total += &parts.ce;
             if let (Some(total), Some(z)) = (z_total.as_mut(), &parts.z) {
