@@ -1,13 +1,12 @@
 //! The `olmo-train` binary: argv → logging → signals → run → exit code. Everything else lives in the
 //! library.
 use std::io::IsTerminal;
-use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use olmo_train::cli::{execute, parse_args, Outcome};
 
-fn main() -> ExitCode {
+fn main() {
     olmo_train::process_setup::tune_allocator();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -27,13 +26,18 @@ fn main() -> ExitCode {
     }
     let result = parse_args(&args, data_root)
         .and_then(|command| execute(command, &mut std::io::stdout(), stop));
-    match result {
-        Ok(Outcome::Done) => ExitCode::SUCCESS,
-        Ok(Outcome::Interrupted) => ExitCode::from(130),
-        Ok(Outcome::Exit(code)) => ExitCode::from(code.clamp(0, 255) as u8),
+    let code = match result {
+        Ok(Outcome::Done) => 0,
+        Ok(Outcome::Interrupted) => 130,
+        Ok(Outcome::Exit(code)) => code.clamp(0, 255) as u8,
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::from(if e.is_usage() { 2 } else { 1 })
+            if e.is_usage() {
+                2
+            } else {
+                1
+            }
         }
-    }
+    };
+    olmo_train::process_setup::exit_now(code)
 }
