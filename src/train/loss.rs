@@ -175,7 +175,7 @@ pub fn lm_loss_chunked(
             let mut x = buf.narrow(0, 0, len);
             match (&wm, bf16) {
                 (Some(wm), Some(k)) => {
-                    let _ = x.copy_(&hc.to_kind(k).mm(&wm.tr()));
+                    x.copy_(&hc.to_kind(k).mm(&wm.tr()));
                 }
                 _ => {
                     let _ = hc.mm_out(&x, &wf.tr());
