@@ -37,6 +37,7 @@ fn main() {
         params: Vec::new(),
         groups: Vec::new(),
         state: Vec::new(),
+        fused: false,
     };
     let trainer = checkpoint::TrainerState {
         global_step: 1,

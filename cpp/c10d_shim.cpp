@@ -12,6 +12,8 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
+#include "shim_guard.h"
+
 #include <algorithm>
 
 #include <chrono>
@@ -19,39 +21,17 @@
 #include <vector>
 
 namespace {
-thread_local std::string last_error;
-
 struct Group {
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo;
   // The same Gloo backend behind the ProcessGroup front the Reducer takes.
   c10::intrusive_ptr<c10d::ProcessGroup> pg;
 };
-
-template <typename F>
-int guarded(F&& f) {
-  try {
-    f();
-    return 0;
-  } catch (const std::exception& e) {
-    last_error = e.what();
-  } catch (...) {
-    last_error = "unknown C++ exception";
-  }
-  return 1;
-}
-
-std::vector<at::Tensor> tensors(at::Tensor** ts, int n) {
-  std::vector<at::Tensor> v;
-  v.reserve(n);
-  for (int i = 0; i < n; i++) v.push_back(*ts[i]);
-  return v;
-}
 }  // namespace
 
 extern "C" {
 
-const char* shim_last_error() { return last_error.c_str(); }
+const char* shim_last_error() { return shim_error_message().c_str(); }
 
 // Rendezvous at host:port (rank 0 serves the store) and build the group: Gloo for CPU tensors over the
 // interface that resolves `host`, plus NCCL for CUDA tensors on `cuda_device` when it is >= 0 (OLMo-core's

@@ -19,6 +19,7 @@ pub mod model;
 pub mod optim;
 pub mod process_setup;
 pub mod progress;
+mod shim_error;
 pub mod token_dtype;
 pub mod tokenize;
 pub mod train;

@@ -2,15 +2,15 @@
 //! trains on a GPU): rendezvous with a timeout, in-place SUM all-reduce, broadcast and barrier on tch
 //! tensors. Failures come back as errors with c10d's
 //! message, never as panics or hangs past the timeout.
-use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::ffi::{c_char, c_int, c_void, CString};
 
 use tch::Tensor;
 
 use super::env::DistEnv;
 use crate::error::{Error, Result};
+use crate::shim_error::last_shim_error;
 
 extern "C" {
-    fn shim_last_error() -> *const c_char;
     fn shim_group_new(
         host: *const c_char,
         port: c_int,
@@ -46,14 +46,7 @@ pub(super) fn check(code: c_int, what: &str) -> Result<()> {
     if code == 0 {
         return Ok(());
     }
-    // SAFETY: the shim returns a pointer to its thread-local, NUL-terminated error string.
-    let msg = unsafe { CStr::from_ptr(shim_last_error()) }
-        .to_string_lossy()
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    Err(Error::Distributed(format!("{what}: {msg}")))
+    Err(Error::Distributed(format!("{what}: {}", last_shim_error())))
 }
 
 impl ProcessGroup {

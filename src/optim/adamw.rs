@@ -1,8 +1,10 @@
 //! AdamW as `torch.optim.AdamW` computes it on CPU (the single-tensor path), with OLMo-core's parameter
 //! groups: one group per `group_overrides` entry (fnmatch patterns over parameter names) followed by a
 //! default group with the rest. The state (step, exp_avg, exp_avg_sq) is ours, so checkpoints can hold it.
+//! `fused: true` runs torch's fused kernel over the same state instead.
 use tch::Tensor;
 
+use super::fused_adamw::FusedBatch;
 use crate::config::train_module::AdamWConfig;
 use crate::error::{Error, Result};
 
@@ -27,6 +29,8 @@ pub struct AdamW {
     pub params: Vec<(String, Tensor)>,
     pub groups: Vec<ParamGroup>,
     pub state: Vec<Option<ParamState>>,
+    /// `fused: true`: torch's fused kernel, one call per group.
+    pub fused: bool,
 }
 
 impl AdamW {
@@ -83,44 +87,89 @@ impl AdamW {
             params,
             groups,
             state,
+            fused: cfg.fused == Some(true),
         })
     }
 
     /// One AdamW update of every parameter that has a gradient.
-    pub fn step(&mut self) {
+    pub fn step(&mut self) -> Result<()> {
         tch::no_grad(|| {
-            for g in &self.groups {
-                let (beta1, beta2) = g.betas;
-                for &p in &g.params {
-                    let mut param = self.params[p].1.shallow_clone();
-                    let grad = param.grad();
-                    if !grad.defined() {
-                        continue;
-                    }
-                    let st = self.state[p].get_or_insert_with(|| ParamState {
-                        step: 0.0,
-                        exp_avg: param.zeros_like(),
-                        exp_avg_sq: param.zeros_like(),
-                    });
-                    st.step += 1.0;
-                    let _ = param.g_mul_scalar_(1.0 - g.lr * g.weight_decay);
-                    let _ = st.exp_avg.lerp_(&grad, 1.0 - beta1);
-                    // `addcmul_(grad, grad, value=1-beta2)`: the kernel computes (value*grad)*grad.
-                    let _ = st.exp_avg_sq.g_mul_scalar_(beta2);
-                    let _ = st.exp_avg_sq.addcmul_(&(&grad * (1.0 - beta2)), &grad);
-                    let bias_correction1 = 1.0 - beta1.powf(st.step);
-                    let bias_correction2 = 1.0 - beta2.powf(st.step);
-                    let step_size = g.lr / bias_correction1;
-                    // The same operations as torch, in its order, but in place on one temporary: each
-                    // extra parameter-sized temporary is another pass over memory.
-                    let mut denom = st.exp_avg_sq.sqrt();
-                    let _ = denom.g_div_scalar_(bias_correction2.sqrt());
-                    let _ = denom.g_add_scalar_(g.eps);
-                    // `addcdiv_(exp_avg, denom, value=-step_size)`: (value*exp_avg)/denom.
-                    let _ = param.addcdiv_(&(&st.exp_avg * -step_size), &denom);
+            for gi in 0..self.groups.len() {
+                if self.fused {
+                    self.fused_group_step(gi)?;
+                } else {
+                    self.single_tensor_group_step(gi);
                 }
             }
-        });
+            Ok(())
+        })
+    }
+
+    /// The state of parameter `p`, created (zero moments) on its first update.
+    fn state_of<'a>(
+        state: &'a mut [Option<ParamState>],
+        p: usize,
+        param: &Tensor,
+    ) -> &'a mut ParamState {
+        state[p].get_or_insert_with(|| ParamState {
+            step: 0.0,
+            exp_avg: param.zeros_like(),
+            exp_avg_sq: param.zeros_like(),
+        })
+    }
+
+    /// torch's single-tensor AdamW (its CPU default), operation for operation.
+    fn single_tensor_group_step(&mut self, gi: usize) {
+        let g = &self.groups[gi];
+        let (beta1, beta2) = g.betas;
+        for &p in &g.params {
+            let mut param = self.params[p].1.shallow_clone();
+            let grad = param.grad();
+            if !grad.defined() {
+                continue;
+            }
+            let st = Self::state_of(&mut self.state, p, &param);
+            st.step += 1.0;
+            let _ = param.g_mul_scalar_(1.0 - g.lr * g.weight_decay);
+            let _ = st.exp_avg.lerp_(&grad, 1.0 - beta1);
+            // `addcmul_(grad, grad, value=1-beta2)`: the kernel computes (value*grad)*grad.
+            let _ = st.exp_avg_sq.g_mul_scalar_(beta2);
+            let _ = st.exp_avg_sq.addcmul_(&(&grad * (1.0 - beta2)), &grad);
+            let bias_correction1 = 1.0 - beta1.powf(st.step);
+            let bias_correction2 = 1.0 - beta2.powf(st.step);
+            let step_size = g.lr / bias_correction1;
+            // The same operations as torch, in its order, but in place on one temporary: each
+            // extra parameter-sized temporary is another pass over memory.
+            let mut denom = st.exp_avg_sq.sqrt();
+            let _ = denom.g_div_scalar_(bias_correction2.sqrt());
+            let _ = denom.g_add_scalar_(g.eps);
+            // `addcdiv_(exp_avg, denom, value=-step_size)`: (value*exp_avg)/denom.
+            let _ = param.addcdiv_(&(&st.exp_avg * -step_size), &denom);
+        }
+    }
+
+    /// torch's fused AdamW over the group's parameters that have gradients.
+    fn fused_group_step(&mut self, gi: usize) -> Result<()> {
+        let g = &self.groups[gi];
+        let mut batch = FusedBatch::default();
+        let mut step = 0.0;
+        for &p in &g.params {
+            let param = &self.params[p].1;
+            let grad = param.grad();
+            if !grad.defined() {
+                continue;
+            }
+            let st = Self::state_of(&mut self.state, p, param);
+            st.step += 1.0;
+            step = st.step;
+            batch.push(param, grad, &st.exp_avg, &st.exp_avg_sq, st.step);
+        }
+        batch
+            .apply(g.lr, g.betas, g.weight_decay, g.eps)
+            .map_err(|reason| Error::Training {
+                step: step as u64,
+                reason,
+            })
     }
 
     /// `zero_grad(set_to_none=True)`.
@@ -157,4 +206,81 @@ pub fn glob_match(pattern: &str, name: &str) -> bool {
             },
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::train_module::OptimGroupOverride;
+    use tch::{Device, Kind};
+
+    fn optimizer(fused: bool) -> AdamW {
+        tch::manual_seed(11);
+        let params = vec![
+            (
+                "embeddings.weight".to_string(),
+                Tensor::randn([7, 5], (Kind::Float, Device::Cpu)),
+            ),
+            (
+                "blocks.0.w".to_string(),
+                Tensor::randn([5], (Kind::Float, Device::Cpu)),
+            ),
+        ];
+        let cfg = AdamWConfig {
+            lr: 0.01,
+            weight_decay: 0.1,
+            fused: Some(fused),
+            group_overrides: Some(vec![OptimGroupOverride {
+                params: vec!["embeddings.weight".into()],
+                opts: serde_yaml::from_str("{weight_decay: 0.0}").unwrap(),
+            }]),
+            ..Default::default()
+        };
+        AdamW::new(params, &cfg).unwrap()
+    }
+
+    /// `fused: true` follows the single-tensor path's trajectory (only rounding differs) over steps
+    /// with two groups (weight decay on one only).
+    #[test]
+    fn fused_matches_single_tensor() {
+        let (mut a, mut b) = (optimizer(false), optimizer(true));
+        let start = b.params[0].1.copy();
+        for _ in 0..4 {
+            let grads: Vec<Tensor> = a.params.iter().map(|(_, p)| p.randn_like() * 0.1).collect();
+            for opt in [&mut a, &mut b] {
+                for (i, (_, p)) in opt.params.iter().enumerate() {
+                    let _ = p.shallow_clone().set_requires_grad(true);
+                    let mut g = p.grad();
+                    if !g.defined() {
+                        (p * 0.0).sum(Kind::Float).backward();
+                        g = p.grad();
+                    }
+                    g.copy_(&grads[i]);
+                }
+                opt.step().unwrap();
+                opt.zero_grad();
+            }
+        }
+        for ((_, pa), (_, pb)) in a.params.iter().zip(&b.params) {
+            assert!(pa.allclose(pb, 1e-5, 1e-7, false), "{pa} vs {pb}");
+        }
+        assert_eq!(b.state[1].as_ref().map(|s| s.step), Some(4.0));
+        assert!(!b.params[0].1.allclose(&start, 1e-3, 1e-3, false));
+    }
+
+    #[test]
+    fn fused_kernel_errors_come_back_as_errors() {
+        let p = Tensor::zeros([4], (Kind::Float, Device::Cpu));
+        let mut batch = FusedBatch::default();
+        let wrong = Tensor::zeros([4], (Kind::Double, Device::Cpu));
+        batch.push(
+            &p,
+            wrong.shallow_clone(),
+            &p.zeros_like(),
+            &p.zeros_like(),
+            1.0,
+        );
+        let err = batch.apply(1e-3, (0.9, 0.999), 0.0, 1e-8).unwrap_err();
+        assert!(err.starts_with("fused AdamW: "), "{err}");
+    }
 }

@@ -2,6 +2,7 @@
 //! gradient-norm clipping.
 pub mod adamw;
 pub mod clip;
+pub mod fused_adamw;
 pub mod scheduler;
 
 pub use adamw::AdamW;

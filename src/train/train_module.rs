@@ -211,7 +211,7 @@ impl TrainModule {
             }
             out.lrs.push(g.lr);
         }
-        self.optim.step();
+        self.optim.step()?;
         self.optim.zero_grad();
         Ok(())
     }

@@ -1,0 +1,92 @@
+//! `torch.optim.AdamW(fused=True)` (OLMo-core's `optim.fused: true`): libtorch's fused kernel through
+//! cpp/fused_adamw_shim.cpp, one call per parameter group. It reads and writes each parameter, gradient
+//! and moment once, where the single-tensor path makes eight passes (olmo2_14M's 27 M parameters:
+//! 83 ms -> 12 ms a step on 2 cores, measured with torch.optim.AdamW).
+use std::ffi::c_int;
+
+use tch::{Kind, Tensor};
+
+use crate::shim_error::last_shim_error;
+
+extern "C" {
+    #[allow(clippy::too_many_arguments)]
+    fn shim_fused_adamw(
+        params: *mut *mut torch_sys::C_tensor,
+        grads: *mut *mut torch_sys::C_tensor,
+        exp_avgs: *mut *mut torch_sys::C_tensor,
+        exp_avg_sqs: *mut *mut torch_sys::C_tensor,
+        state_steps: *mut *mut torch_sys::C_tensor,
+        n: c_int,
+        lr: f64,
+        beta1: f64,
+        beta2: f64,
+        weight_decay: f64,
+        eps: f64,
+    ) -> c_int;
+}
+
+/// The tensors of one group's update, index-aligned; `steps` holds the step being taken for each.
+#[derive(Default)]
+pub struct FusedBatch {
+    pub params: Vec<Tensor>,
+    pub grads: Vec<Tensor>,
+    pub exp_avgs: Vec<Tensor>,
+    pub exp_avg_sqs: Vec<Tensor>,
+    steps: Vec<Tensor>,
+}
+
+impl FusedBatch {
+    /// Adds one parameter whose state has already counted this step (torch's fused AdamW keeps its
+    /// steps as fp32 scalars on the parameter's device and increments them before the kernel).
+    pub fn push(&mut self, param: &Tensor, grad: Tensor, exp_avg: &Tensor, sq: &Tensor, step: f64) {
+        self.steps
+            .push(Tensor::full([], step, (Kind::Float, param.device())));
+        self.params.push(param.shallow_clone());
+        self.grads.push(grad);
+        self.exp_avgs.push(exp_avg.shallow_clone());
+        self.exp_avg_sqs.push(sq.shallow_clone());
+    }
+
+    /// One fused AdamW update of every tensor in the batch, in place.
+    pub fn apply(
+        &self,
+        lr: f64,
+        betas: (f64, f64),
+        weight_decay: f64,
+        eps: f64,
+    ) -> Result<(), String> {
+        if self.params.is_empty() {
+            return Ok(());
+        }
+        let ptrs = |ts: &[Tensor]| -> Vec<*mut torch_sys::C_tensor> {
+            ts.iter()
+                .map(|t| t.as_ptr() as *mut torch_sys::C_tensor)
+                .collect()
+        };
+        let (mut p, mut g) = (ptrs(&self.params), ptrs(&self.grads));
+        let (mut m, mut v) = (ptrs(&self.exp_avgs), ptrs(&self.exp_avg_sqs));
+        let mut s = ptrs(&self.steps);
+        // SAFETY: five arrays of `n` live tensor handles, kept alive by `self` for the call; the kernel
+        // updates the tensors in place and keeps no pointer.
+        let code = unsafe {
+            shim_fused_adamw(
+                p.as_mut_ptr(),
+                g.as_mut_ptr(),
+                m.as_mut_ptr(),
+                v.as_mut_ptr(),
+                s.as_mut_ptr(),
+                p.len() as c_int,
+                lr,
+                betas.0,
+                betas.1,
+                weight_decay,
+                eps,
+            )
+        };
+        if code == 0 {
+            Ok(())
+        } else {
+            Err(format!("fused AdamW: {}", last_shim_error()))
+        }
+    }
+}
