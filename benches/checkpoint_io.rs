@@ -59,28 +59,59 @@ fn main() {
         callbacks: Default::default(),
     };
     let bytes = (n * 2048 * 2048 * 4) as f64;
-    let t = Instant::now();
-    let snap = checkpoint::snapshot(&tensors, &optim, trainer, "{}".into(), Vec::new(), false);
-    let written = checkpoint::write(&snap, dir, 1, false, true).expect("write");
-    drop(snap);
-    let save = t.elapsed().as_secs_f64();
-    let t = Instant::now();
-    checkpoint::load_model(&written, &tensors).expect("load");
-    let load = t.elapsed().as_secs_f64();
-    let file = written.join(layout::MODEL);
-    let t = Instant::now();
-    std::fs::copy(&file, dir.join("copy.bin")).expect("copy");
-    std::fs::File::open(dir.join("copy.bin"))
-        .and_then(|f| f.sync_all())
-        .expect("sync");
-    let copy = t.elapsed().as_secs_f64();
+    // Rounds alternate save, load and copy; before each timed part the disk catches up with earlier
+    // writes (`sync`), so neither side pays for the other's dirty pages. Medians of ROUNDS.
+    let rounds: usize = std::env::var("ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
+    let (mut saves, mut loads, mut copies) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..rounds {
+        settle();
+        let t = Instant::now();
+        let snap = checkpoint::snapshot(
+            &tensors,
+            &optim,
+            trainer.clone(),
+            "{}".into(),
+            Vec::new(),
+            false,
+        );
+        let written = checkpoint::write(&snap, dir, round as u64 + 1, false, true).expect("write");
+        drop(snap);
+        saves.push(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        checkpoint::load_model(&written, &tensors).expect("load");
+        loads.push(t.elapsed().as_secs_f64());
+        let file = written.join(layout::MODEL);
+        settle();
+        let t = Instant::now();
+        std::fs::copy(&file, dir.join("copy.bin")).expect("copy");
+        std::fs::File::open(dir.join("copy.bin"))
+            .and_then(|f| f.sync_all())
+            .expect("sync");
+        copies.push(t.elapsed().as_secs_f64());
+        let _ = std::fs::remove_file(dir.join("copy.bin"));
+        let _ = std::fs::remove_dir_all(&written);
+    }
+    let (save, load, copy) = (median(&mut saves), median(&mut loads), median(&mut copies));
     let gb = bytes / 1e9;
     println!(
-        "{} parameters ({gb:.2} GB): save {save:.2} s ({:.2} GB/s), load {load:.2} s ({:.2} GB/s), plain copy + fsync {copy:.2} s ({:.2} GB/s)",
+        "{} parameters ({gb:.2} GB), median of {rounds}: save {save:.2} s ({:.2} GB/s), load {load:.2} s ({:.2} GB/s), plain copy + fsync {copy:.2} s ({:.2} GB/s)",
         n * 2048 * 2048,
         gb / save,
         gb / load,
         gb / copy
     );
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Waits until the system's dirty pages are on disk.
+fn settle() {
+    let _ = std::process::Command::new("sync").status();
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Checkpoint save and load throughput for a 1B-parameter fp32 model state (4 GB), against a plain file
-# copy (plus fsync) of the same bytes on the same disk.
+# copy (plus fsync) of the same bytes on the same disk: rounds alternate, each timed part starts after
+# `sync`, medians (ROUNDS, default 3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
