@@ -172,14 +172,11 @@ impl AdamW {
             })
     }
 
-    /// `zero_grad(set_to_none=True)`.
+    /// `zero_grad(set_to_none=True)`: every gradient is dropped, so a parameter that gets none in the
+    /// next backward is skipped by the next step, as in torch.
     pub fn zero_grad(&mut self) {
         for (_, p) in &self.params {
-            let mut g = p.grad();
-            if g.defined() {
-                let _ = g.detach_();
-                let _ = g.zero_();
-            }
+            super::grads::drop_grad(p);
         }
     }
 }

@@ -3,6 +3,7 @@
 pub mod adamw;
 pub mod clip;
 pub mod fused_adamw;
+pub mod grads;
 pub mod scheduler;
 
 pub use adamw::AdamW;

@@ -285,6 +285,46 @@ mod tests {
         }
     }
 
+    /// Through the public entry: a dolma2-sized vocabulary is chunked (rows from the model width), one
+    /// buffer serves consecutive calls of different lengths, and values and gradients equal autograd's.
+    #[test]
+    fn large_vocabularies_are_chunked_with_one_reused_buffer() {
+        tch::manual_seed(5);
+        let vocab = 100_352;
+        let settings = LossSettings {
+            ignore: -100,
+            z_loss_multiplier: Some(1e-4),
+            head_kind: None,
+        };
+        let mut scratch = HeadScratch::default();
+        let w0 = Tensor::randn([vocab, 8], (Kind::Float, tch::Device::Cpu)) * 0.5;
+        for tokens in [200, 170] {
+            assert!(tokens * vocab > MAX_CHUNK_ELEMENTS / 2 && chunk_rows(8, vocab) < tokens);
+            let h0 = Tensor::randn([1, tokens, 8], (Kind::Float, tch::Device::Cpu));
+            let lab = Tensor::randint(vocab, [1, tokens], (Kind::Int64, tch::Device::Cpu));
+            let _ = lab.get(0).get(7).fill_(-100);
+            let div = lab.ne(-100).sum(Kind::Float);
+            let run = |chunked: Option<&mut HeadScratch>| {
+                let h = h0.copy().set_requires_grad(true);
+                let w = w0.copy().set_requires_grad(true);
+                let parts = match chunked {
+                    Some(s) => lm_loss(&h, &w, &lab, &div, &settings, s),
+                    None => lm_loss_autograd(&h, &w, &lab, -100, Some(1e-4), &div),
+                };
+                parts.backward.backward();
+                (parts.ce, parts.z.unwrap(), h.grad(), w.grad())
+            };
+            let (ce_a, z_a, gh_a, gw_a) = run(None);
+            let (ce_c, z_c, gh_c, gw_c) = run(Some(&mut scratch));
+            assert!((ce_a - ce_c).abs().double_value(&[]) < 1e-5);
+            assert!((z_a - z_c).abs().double_value(&[]) < 1e-8);
+            assert!(gh_a.allclose(&gh_c, 1e-4, 1e-7, false));
+            assert!(gw_a.allclose(&gw_c, 1e-4, 1e-9, false));
+        }
+        let buffer = scratch.logits.as_ref().map(|t| t.size());
+        assert_eq!(buffer, Some(vec![chunk_rows(8, vocab), vocab]));
+    }
+
     #[test]
     fn bf16_head_products_stay_close_to_fp32_and_keep_fp32_gradients() {
         tch::manual_seed(4);

@@ -1,6 +1,8 @@
-// torch.optim.AdamW(fused=True)'s kernel for Rust (tch does not bind it): one call updates every
-// parameter of a group, reading each tensor once, where the single-tensor path makes eight passes.
+// Optimizer pieces tch does not bind: torch.optim.AdamW(fused=True)'s kernel (one call updates every
+// parameter of a group, reading each tensor once, where the single-tensor path makes eight passes) and
+// zero_grad(set_to_none=True).
 #include <ATen/ops/_fused_adamw.h>
+#include <ATen/core/Tensor.h>
 
 #include "shim_guard.h"
 
@@ -16,4 +18,8 @@ int shim_fused_adamw(at::Tensor** params, at::Tensor** grads, at::Tensor** exp_a
                       weight_decay, eps, /*amsgrad=*/false, /*maximize=*/false);
   });
 }
+
+// Drops the parameter's gradient (torch's `p.grad = None`): the next backward's AccumulateGrad then takes
+// the incoming gradient as it is instead of adding it into a zeroed buffer.
+void shim_grad_reset(at::Tensor* param) { param->mutable_grad().reset(); }
 }
