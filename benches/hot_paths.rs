@@ -1,6 +1,7 @@
 //! Criterion micro-benchmarks of the hot paths: instance fetch and batch assembly from memory-mapped
 //! token files, the epoch shuffle (numpy's PCG64 permutation), tokenization with the dolma2 preset, and
-//! token record writing. `cargo bench --bench hot_paths`; under `cargo test` each runs once as a check.
+//! token record writing, and the chunked LM loss with its gradients (most of a tiny model's training step).
+//! `cargo bench --bench hot_paths`; under `cargo test` each runs once as a check.
 use std::hint::black_box;
 use std::io::Read;
 
@@ -11,6 +12,8 @@ use olmo_train::data::numpy_rng::shuffled_range;
 use olmo_train::token_dtype::TokenDType;
 use olmo_train::tokenize::tokenizer::TextTokenizer;
 use olmo_train::tokenize::writer::PartWriter;
+use olmo_train::train::loss::{lm_loss, HeadScratch, LossSettings};
+use tch::{Device, Kind, Tensor};
 
 const SEQ: u64 = 4096;
 const INSTANCES: u64 = 64;
@@ -102,6 +105,38 @@ fn bench(c: &mut Criterion) {
             BatchSize::PerIteration,
         )
     });
+    g.finish();
+
+    // The LM head's loss and gradients for one 2048-token micro-batch of a dolma2-vocabulary model, as
+    // `train_batch` runs it (forward products, log-softmax, the two gradient products, and the
+    // autograd step that hands the gradients over).
+    let mut g = c.benchmark_group("train");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(2048));
+    let vocab = 100_352;
+    for d in [12, 128] {
+        let h = Tensor::randn([8, 256, d], (Kind::Float, Device::Cpu)).set_requires_grad(true);
+        let w =
+            (Tensor::randn([vocab, d], (Kind::Float, Device::Cpu)) * 0.02).set_requires_grad(true);
+        let labels = Tensor::randint(vocab, [8, 256], (Kind::Int64, Device::Cpu));
+        let div = Tensor::from(2048f32);
+        let settings = LossSettings {
+            ignore: -100,
+            z_loss_multiplier: Some(1e-5),
+            head_kind: None,
+        };
+        let mut scratch = HeadScratch::default();
+        g.bench_function(
+            format!("LM loss + gradients, 2048 tokens, d_model {d}"),
+            |b| {
+                b.iter(|| {
+                    let parts = lm_loss(&h, &w, &labels, &div, &settings, &mut scratch);
+                    parts.backward.backward();
+                    black_box(parts.ce)
+                })
+            },
+        );
+    }
     g.finish();
 }
 
