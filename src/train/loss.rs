@@ -131,11 +131,13 @@ fn lm_loss_autograd(
 
 /// The same loss and gradients, `chunk_rows` rows of logits at a time.
 ///
-/// Per chunk of rows with logits `x`, `p = softmax(x)`, one-hot labels `E` and per-row weights
-/// `a = valid (1 + 2 m lse) / div`, `b = valid / div`, the logits' gradient is `G = diag(a) P - diag(b) E`.
-/// It is never formed: `G W = a * (P W) - b * W[y]` and `G^T h = P^T (a * h) - scatter_y(b * h)`,
-/// so the only passes over the `[rows, vocab]` block are the product that writes `x`, one fused
-/// log-softmax, one `exp` and the two products that read `P`.
+/// Per chunk of rows with logits `x`, `P = softmax(x)`, one-hot labels `E` and the row weight
+/// `a = valid (1 + 2 m lse) / div`, the logits' gradient is `G = diag(a) (P - diag(c) E)` with
+/// `c = 1 / (1 + 2 m lse)` (1 without z-loss: torch's `softmax - onehot`). `P - diag(c) E` is made in
+/// place (one element a row) and `a` is applied to the small operands: `G W = a * (P' W)` and
+/// `G^T h = P'^T (a * h)`. So the `[rows, vocab]` block sees the product that writes `x`, one fused
+/// log-softmax, one `exp` and the two products that read it, and every reduction is a matrix product
+/// (deterministic on GPUs too, unlike a scatter-add of rows into the weight's gradient).
 pub fn lm_loss_chunked(
     h: &Tensor,
     w: &Tensor,
@@ -188,31 +190,31 @@ pub fn lm_loss_chunked(
             let lp_y = picked(&lp);
             // CE as F.cross_entropy(reduction="sum", ignore_index) computes it: -log_softmax(x)_y.
             ce -= (&lp_y * &validf).sum(Kind::Float);
-            let b = &validf / div;
-            let a = match z_loss_multiplier {
+            // Row weight `a` and the share `c` of it that the label's one-hot carries.
+            let (a, c) = match z_loss_multiplier {
                 Some(m) => {
                     let lse = x_y - &lp_y;
                     z += (lse.square() * &validf).sum(Kind::Float);
-                    &b * (lse * (2.0 * m) + 1.0)
+                    let factor = lse * (2.0 * m) + 1.0;
+                    (&validf * &factor / div, &validf / factor)
                 }
-                None => b.shallow_clone(),
+                None => (&validf / div, validf.shallow_clone()),
             };
-            let p = lp.exp_();
-            let (a_col, b_col) = (a.unsqueeze(1), b.unsqueeze(1));
+            let mut p = lp.exp_();
+            let _ = p.scatter_add_(1, &target.unsqueeze(1), &(-c).unsqueeze(1));
+            let a_col = a.unsqueeze(1);
             let ah = &hc * &a_col;
-            let w_y = wf.index_select(0, &target);
             match (&wm, bf16) {
                 (Some(wm), Some(k)) => {
                     let pm = p.to_kind(k);
-                    grad_h.push(pm.mm(wm).to_kind(Kind::Float) * &a_col - w_y * &b_col);
+                    grad_h.push(pm.mm(wm).to_kind(Kind::Float) * &a_col);
                     grad_w += pm.tr().mm(&ah.to_kind(k)).to_kind(Kind::Float);
                 }
                 _ => {
-                    grad_h.push(p.mm(&wf) * &a_col - w_y * &b_col);
+                    grad_h.push(p.mm(&wf) * &a_col);
                     let _ = grad_w.addmm_(&p.tr(), &ah);
                 }
             }
-            let _ = grad_w.index_add_(0, &target, &(-(&hc * &b_col)));
             start += len;
         }
     });
