@@ -126,6 +126,19 @@ impl ProcessGroup {
         // SAFETY: a live group handle.
         check(unsafe { shim_barrier(self.handle) }, "barrier")
     }
+
+    /// Compares this rank's `values` with rank 0's (broadcast, then one sum of the verdicts, so every
+    /// rank learns the same count): the index of this rank's first differing value, if any, and the
+    /// number of ranks whose values differ.
+    pub fn compare_with_root(&self, values: &[i64]) -> Result<(Option<usize>, i64)> {
+        let root = Tensor::from_slice(values);
+        self.broadcast(std::slice::from_ref(&root), 0)?;
+        let root = Vec::<i64>::try_from(&root).map_err(|e| Error::Distributed(e.to_string()))?;
+        let first_difference = values.iter().zip(&root).position(|(a, b)| a != b);
+        let count = Tensor::from_slice(&[i64::from(first_difference.is_some())]);
+        self.all_reduce_sum(std::slice::from_ref(&count))?;
+        Ok((first_difference, count.int64_value(&[0])))
+    }
 }
 
 impl Drop for ProcessGroup {

@@ -39,9 +39,7 @@ impl AttentionContext {
         });
         Self { rope, doc_mask }
     }
-}
 
-impl AttentionContext {
     /// Explicit positions (`[B, T]`) and mask (`[B, 1, T, T]`), for packed sequences.
     pub fn with_mask(positions: &Tensor, mask: Tensor, rope: &Rope) -> Self {
         Self {

@@ -210,11 +210,7 @@ impl Transformer {
     pub fn forward_hidden(&self, input_ids: &Tensor, doc_lens: Option<&Tensor>) -> Tensor {
         let (b, t) = input_ids.size2().unwrap_or((0, 0));
         let ctx = AttentionContext::new(b, t, doc_lens, input_ids.device(), &self.rope);
-        let mut h = Tensor::embedding(&self.embeddings, input_ids, -1, false, false);
-        for block in &self.blocks {
-            h = block.forward(&h, &ctx);
-        }
-        self.head_norm.forward(&h)
+        self.hidden_in(input_ids, &ctx)
     }
 
     /// The final-norm hidden states for packed sequences with explicit RoPE `positions` (`[B, T]`) and
@@ -227,9 +223,14 @@ impl Transformer {
         mask: &Tensor,
     ) -> Tensor {
         let ctx = AttentionContext::with_mask(positions, mask.shallow_clone(), &self.rope);
+        self.hidden_in(input_ids, &ctx)
+    }
+
+    /// Embeddings, every block under `ctx`, then the final norm.
+    fn hidden_in(&self, input_ids: &Tensor, ctx: &AttentionContext) -> Tensor {
         let mut h = Tensor::embedding(&self.embeddings, input_ids, -1, false, false);
         for block in &self.blocks {
-            h = block.forward(&h, &ctx);
+            h = block.forward(&h, ctx);
         }
         self.head_norm.forward(&h)
     }

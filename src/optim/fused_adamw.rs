@@ -4,7 +4,7 @@
 //! 83 ms -> 12 ms a step on 2 cores, measured with torch.optim.AdamW).
 use std::ffi::c_int;
 
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 use crate::shim_error::last_shim_error;
 
@@ -32,15 +32,14 @@ pub struct FusedBatch {
     pub grads: Vec<Tensor>,
     pub exp_avgs: Vec<Tensor>,
     pub exp_avg_sqs: Vec<Tensor>,
-    steps: Vec<Tensor>,
+    steps: Vec<f32>,
 }
 
 impl FusedBatch {
-    /// Adds one parameter whose state has already counted this step (torch's fused AdamW keeps its
-    /// steps as fp32 scalars on the parameter's device and increments them before the kernel).
+    /// Adds one parameter whose state has already counted this step (torch increments its steps
+    /// before the kernel).
     pub fn push(&mut self, param: &Tensor, grad: Tensor, exp_avg: &Tensor, sq: &Tensor, step: f64) {
-        self.steps
-            .push(Tensor::full([], step, (Kind::Float, param.device())));
+        self.steps.push(step as f32);
         self.params.push(param.shallow_clone());
         self.grads.push(grad);
         self.exp_avgs.push(exp_avg.shallow_clone());
@@ -63,9 +62,15 @@ impl FusedBatch {
                 .map(|t| t.as_ptr() as *mut torch_sys::C_tensor)
                 .collect()
         };
+        // torch's fused AdamW reads each step from an fp32 scalar on the parameter's device: one copy
+        // of all of them, one view each.
+        let steps = Tensor::from_slice(&self.steps).to_device(self.params[0].device());
+        let step_views: Vec<Tensor> = (0..self.steps.len() as i64)
+            .map(|i| steps.select(0, i))
+            .collect();
         let (mut p, mut g) = (ptrs(&self.params), ptrs(&self.grads));
         let (mut m, mut v) = (ptrs(&self.exp_avgs), ptrs(&self.exp_avg_sqs));
-        let mut s = ptrs(&self.steps);
+        let mut s = ptrs(&step_views);
         // SAFETY: five arrays of `n` live tensor handles, kept alive by `self` for the call; the kernel
         // updates the tensors in place and keeps no pointer.
         let code = unsafe {

@@ -315,15 +315,10 @@ fn join_group(
         .chunks(8)
         .map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
         .collect();
-    let mine = tch::Tensor::from_slice(&words);
-    let root = mine.copy();
-    pg.broadcast(&[root.shallow_clone()], 0)?;
-    let differs = tch::Tensor::from_slice(&[i64::from(!mine.equal(&root))]);
-    pg.all_reduce_sum(&[differs.shallow_clone()])?;
-    if differs.int64_value(&[0]) > 0 {
+    let (_, differing) = pg.compare_with_root(&words)?;
+    if differing > 0 {
         return Err(Error::Distributed(format!(
-            "{} rank(s) resolved a different config than rank 0: give every rank the same command line and files",
-            differs.int64_value(&[0])
+            "{differing} rank(s) resolved a different config than rank 0: give every rank the same command line and files"
         )));
     }
     Ok(Arc::new(pg))

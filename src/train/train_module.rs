@@ -123,6 +123,11 @@ impl TrainModule {
         let mut z_total = self
             .z_loss_multiplier
             .map(|_| Tensor::zeros([], (Kind::Float, self.device)));
+        let settings = LossSettings {
+            ignore: self.ignore_index,
+            z_loss_multiplier: self.z_loss_multiplier,
+            head_kind: self.bf16_autocast.then_some(Kind::BFloat16),
+        };
         let mut start = 0;
         while start < n {
             let len = self.microbatch_instances.min(n - start);
@@ -132,11 +137,6 @@ impl TrainModule {
             let autocast = self.bf16_autocast.then(|| AutocastGuard::bf16(self.device));
             let hidden = self.model.forward_hidden(&ids, docs.as_ref());
             let head = self.model.lm_head_weight();
-            let settings = LossSettings {
-                ignore: self.ignore_index,
-                z_loss_multiplier: self.z_loss_multiplier,
-                head_kind: self.bf16_autocast.then_some(Kind::BFloat16),
-            };
             let parts = lm_loss(&hidden, head, &lab, &div, &settings, &mut self.head_scratch);
             drop(autocast);
             ce_total += &parts.ce;
@@ -180,14 +180,8 @@ impl TrainModule {
     pub fn check_replicas_identical(&self, step: u64) -> Result<()> {
         let Some(pg) = &self.dp else { return Ok(()) };
         let params = self.model.named_parameters();
-        let mine: Vec<i64> = params.iter().map(|(_, p)| digest(p)).collect();
-        let rank0 = Tensor::from_slice(&mine);
-        pg.broadcast(&[rank0.shallow_clone()], 0)?;
-        let rank0 = Vec::<i64>::try_from(&rank0).map_err(|e| Error::Distributed(e.to_string()))?;
-        let differs = mine.iter().zip(&rank0).position(|(a, b)| a != b);
-        let count = Tensor::from_slice(&[differs.is_some() as i64]);
-        pg.all_reduce_sum(&[count.shallow_clone()])?;
-        match (differs, count.int64_value(&[0])) {
+        let digests: Vec<i64> = params.iter().map(|(_, p)| digest(p)).collect();
+        match pg.compare_with_root(&digests)? {
             (Some(i), _) => Err(Error::Distributed(format!(
                 "after step {step}, rank {}'s parameter {} differs from rank 0's",
                 pg.rank, params[i].0

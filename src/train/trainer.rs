@@ -390,24 +390,22 @@ impl Trainer {
     /// naming the step instead of a panic.
     fn run_step(&mut self, batch: &crate::data::Batch, step: u64) -> Result<StepOutputs> {
         let module = &mut self.module;
-        let out =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| module.train_batch(batch)))
-                .map_err(|e| {
-                    let msg = e
-                        .downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()));
-                    Error::Training {
-                        step,
-                        reason: msg
-                            .unwrap_or_else(|| "libtorch failed".into())
-                            .lines()
-                            .next()
-                            .unwrap_or_default()
-                            .to_string(),
-                    }
-                })?;
-        out
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| module.train_batch(batch)))
+            .map_err(|e| {
+                let msg = e
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()));
+                Error::Training {
+                    step,
+                    reason: msg
+                        .unwrap_or_else(|| "libtorch failed".into())
+                        .lines()
+                        .next()
+                        .unwrap_or_default()
+                        .to_string(),
+                }
+            })?
     }
 
     fn is_done(&self) -> bool {
