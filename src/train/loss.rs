@@ -19,7 +19,7 @@ fn chunk_rows(d_model: i64, vocab: i64) -> i64 {
 const MAX_CHUNK_ELEMENTS: i64 = 32 << 20;
 
 /// The chunk-sized buffer the chunked loss writes each chunk's logits into and turns, in place, into
-/// log-probabilities and then probabilities; kept across chunks and steps, so no chunk allocates and
+/// probabilities; kept across chunks and steps, so no chunk allocates and
 /// faults in a fresh block (with 64 MiB chunks that was a quarter of the head's time in a torch
 /// experiment; at today's cache-sized chunks it matters less, but costs nothing).
 #[derive(Default)]
@@ -136,8 +136,8 @@ fn lm_loss_autograd(
 /// `a = valid (1 + 2 m lse) / div`, the logits' gradient is `G = diag(a) (P - diag(c) E)` with
 /// `c = 1 / (1 + 2 m lse)` (1 without z-loss: torch's `softmax - onehot`). `P - diag(c) E` is made in
 /// place (one element a row) and `a` is applied to the small operands: `G W = a * (P' W)` and
-/// `G^T h = P'^T (a * h)`. So the `[rows, vocab]` block sees the product that writes `x`, one fused
-/// log-softmax, one `exp` and the two products that read it, and every reduction is a matrix product
+/// `G^T h = P'^T (a * h)`. So the `[rows, vocab]` block sees the product that writes `x`, a max, one
+/// in-place softmax, a max of that and the two products that read it, and every reduction is a matrix product
 /// (deterministic on GPUs too, unlike a scatter-add of rows into the weight's gradient).
 pub fn lm_loss_chunked(
     h: &Tensor,
@@ -184,24 +184,25 @@ pub fn lm_loss_chunked(
                     let _ = hc.mm_out(&x, &wf.tr());
                 }
             }
-            let picked = |t: &Tensor| t.gather(1, &target.unsqueeze(1), false).squeeze_dim(1);
-            let x_y = picked(&x);
-            // In place: the log-softmax kernels finish a row's max and sum before writing that row.
-            let mut lp = x.log_softmax_int_out(&x, -1, None);
-            let lp_y = picked(&lp);
-            // CE as F.cross_entropy(reduction="sum", ignore_index) computes it: -log_softmax(x)_y.
-            ce -= (&lp_y * &validf).sum(Kind::Float);
+            let x_y = x.gather(1, &target.unsqueeze(1), false).squeeze_dim(1);
+            let x_max = x.amax([-1], false);
+            // In place: the softmax kernel finishes a row's max and sum before writing that row. One
+            // softmax pass costs a third of a log-softmax and an exp over the block.
+            let mut p = x.softmax_int_out(&x, -1, None);
+            // The row's largest probability is exp(0) / sum, so logsumexp = max - log(that): exact to
+            // rounding, and unlike -log(p_y) it cannot underflow for a label far below the max.
+            let lse = &x_max - p.amax([-1], false).log();
+            // CE as F.cross_entropy(reduction="sum", ignore_index) computes it: lse - x_y.
+            ce += ((&lse - x_y) * &validf).sum(Kind::Float);
             // Row weight `a` and the share `c` of it that the label's one-hot carries.
             let (a, c) = match z_loss_multiplier {
                 Some(m) => {
-                    let lse = x_y - &lp_y;
                     z += (lse.square() * &validf).sum(Kind::Float);
                     let factor = lse * (2.0 * m) + 1.0;
                     (&validf * &factor / div, &validf / factor)
                 }
                 None => (&validf / div, validf.shallow_clone()),
             };
-            let mut p = lp.exp_();
             let _ = p.scatter_add_(1, &target.unsqueeze(1), &(-c).unsqueeze(1));
             let a_col = a.unsqueeze(1);
             let ah = &hc * &a_col;
@@ -286,6 +287,49 @@ mod tests {
             assert!(gh_a.allclose(&gh_c, 1e-5, 1e-7, false));
             assert!(gw_a.allclose(&gw_c, 1e-5, 1e-7, false));
         }
+    }
+
+    /// A label whose logit lies far below the row's max (its probability underflows fp32) still gets
+    /// the exact cross-entropy and gradients, not an infinity.
+    #[test]
+    fn labels_with_underflowing_probabilities_keep_a_finite_exact_loss() {
+        let h0 = Tensor::ones([1, 4, 8], (Kind::Float, tch::Device::Cpu));
+        let w0 = Tensor::randn([37, 8], (Kind::Float, tch::Device::Cpu));
+        let _ = w0.get(0).fill_(30.0); // token 0's logit is 240, about 240 above the others
+        let lab = Tensor::from_slice(&[3i64, 5, 0, 7]).view([1, 4]);
+        let div = Tensor::from(4.0f32);
+        let run = |chunked: bool| {
+            let h = h0.copy().set_requires_grad(true);
+            let w = w0.copy().set_requires_grad(true);
+            let settings = LossSettings {
+                ignore: -100,
+                z_loss_multiplier: None,
+                head_kind: None,
+            };
+            let parts = if chunked {
+                lm_loss_chunked(
+                    &h,
+                    &w,
+                    &lab,
+                    &div,
+                    3,
+                    &settings,
+                    &mut HeadScratch::default(),
+                )
+            } else {
+                lm_loss_autograd(&h, &w, &lab, -100, None, &div)
+            };
+            parts.backward.backward();
+            (parts.ce.double_value(&[]), h.grad(), w.grad())
+        };
+        let (ce_a, gh_a, gw_a) = run(false);
+        let (ce_c, gh_c, gw_c) = run(true);
+        assert!(
+            ce_a > 150.0 && (ce_a - ce_c).abs() < 1e-3 * ce_a,
+            "{ce_a} vs {ce_c}"
+        );
+        assert!(gh_a.allclose(&gh_c, 1e-5, 1e-6, false));
+        assert!(gw_a.allclose(&gw_c, 1e-5, 1e-6, false));
     }
 
     /// Through the public entry: a dolma2-sized vocabulary is chunked (rows from the model width), one
