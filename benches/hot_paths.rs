@@ -108,7 +108,7 @@ fn bench(c: &mut Criterion) {
     g.finish();
 
     // The LM head's loss and gradients for one 2048-token micro-batch of a dolma2-vocabulary model, as
-    // `train_batch` runs it (forward products, log-softmax, the two gradient products, and the
+    // `train_batch` runs it (forward products, softmax, the two gradient products, and the
     // autograd step that hands the gradients over).
     let mut g = c.benchmark_group("train");
     g.sample_size(10);
