@@ -19,9 +19,9 @@ fn chunk_rows(d_model: i64, vocab: i64) -> i64 {
 const MAX_CHUNK_ELEMENTS: i64 = 32 << 20;
 
 /// The chunk-sized buffer the chunked loss writes each chunk's logits into and turns, in place, into
-/// probabilities; kept across chunks and steps, so no chunk allocates and
-/// faults in a fresh block (with 64 MiB chunks that was a quarter of the head's time in a torch
-/// experiment; at today's cache-sized chunks it matters less, but costs nothing).
+/// probabilities; kept across chunks and steps, so no chunk allocates and faults in a fresh block (with
+/// 64 MiB chunks that was a quarter of the head's time in a torch experiment; at today's cache-sized
+/// chunks it matters less, but costs nothing).
 #[derive(Default)]
 pub struct HeadScratch {
     logits: Option<Tensor>,
@@ -137,8 +137,8 @@ fn lm_loss_autograd(
 /// `c = 1 / (1 + 2 m lse)` (1 without z-loss: torch's `softmax - onehot`). `P - diag(c) E` is made in
 /// place (one element a row) and `a` is applied to the small operands: `G W = a * (P' W)` and
 /// `G^T h = P'^T (a * h)`. So the `[rows, vocab]` block sees the product that writes `x`, a max, one
-/// in-place softmax, a max of that and the two products that read it, and every reduction is a matrix product
-/// (deterministic on GPUs too, unlike a scatter-add of rows into the weight's gradient).
+/// in-place softmax, a max of that and the two products that read it, and every reduction is a matrix
+/// product (deterministic on GPUs too, unlike a scatter-add of rows into the weight's gradient).
 pub fn lm_loss_chunked(
     h: &Tensor,
     w: &Tensor,
@@ -186,8 +186,8 @@ pub fn lm_loss_chunked(
             }
             let x_y = x.gather(1, &target.unsqueeze(1), false).squeeze_dim(1);
             let x_max = x.amax([-1], false);
-            // In place: the softmax kernel finishes a row's max and sum before writing that row. One
-            // softmax pass costs a third of a log-softmax and an exp over the block.
+            // In place: torch's softmax reads each element before it writes it (the row's max, then
+            // exp and sum into the output, then the scale). It costs a third of a log-softmax + exp.
             let mut p = x.softmax_int_out(&x, -1, None);
             // The row's largest probability is exp(0) / sum, so logsumexp = max - log(that): exact to
             // rounding, and unlike -log(p_y) it cannot underflow for a label far below the max.
