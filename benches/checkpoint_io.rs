@@ -38,6 +38,7 @@ fn main() {
         groups: Vec::new(),
         state: Vec::new(),
         fused: false,
+        fused_steps: Default::default(),
     };
     let trainer = checkpoint::TrainerState {
         global_step: 1,

@@ -2,9 +2,11 @@
 //! groups: one group per `group_overrides` entry (fnmatch patterns over parameter names) followed by a
 //! default group with the rest. The state (step, exp_avg, exp_avg_sq) is ours, so checkpoints can hold it.
 //! `fused: true` runs torch's fused kernel over the same state instead.
+use std::collections::HashMap;
+
 use tch::Tensor;
 
-use super::fused_adamw::FusedBatch;
+use super::fused_adamw::{DeviceSteps, FusedBatch};
 use crate::config::train_module::AdamWConfig;
 use crate::error::{Error, Result};
 
@@ -31,6 +33,8 @@ pub struct AdamW {
     pub state: Vec<Option<ParamState>>,
     /// `fused: true`: torch's fused kernel, one call per group.
     pub fused: bool,
+    /// By group index, the step counts the fused kernel reads, kept on the parameters' device.
+    pub fused_steps: HashMap<usize, DeviceSteps>,
 }
 
 impl AdamW {
@@ -88,6 +92,7 @@ impl AdamW {
             groups,
             state,
             fused: cfg.fused == Some(true),
+            fused_steps: HashMap::new(),
         })
     }
 
@@ -165,7 +170,13 @@ impl AdamW {
             batch.push(param, grad, &st.exp_avg, &st.exp_avg_sq, st.step);
         }
         batch
-            .apply(g.lr, g.betas, g.weight_decay, g.eps)
+            .apply(
+                self.fused_steps.entry(gi).or_default(),
+                g.lr,
+                g.betas,
+                g.weight_decay,
+                g.eps,
+            )
             .map_err(|reason| Error::Training {
                 step: step as u64,
                 reason,
@@ -277,7 +288,9 @@ mod tests {
             &p.zeros_like(),
             1.0,
         );
-        let err = batch.apply(1e-3, (0.9, 0.999), 0.0, 1e-8).unwrap_err();
+        let err = batch
+            .apply(&mut DeviceSteps::default(), 1e-3, (0.9, 0.999), 0.0, 1e-8)
+            .unwrap_err();
         assert!(err.starts_with("fused AdamW: "), "{err}");
     }
 }
