@@ -271,6 +271,51 @@ mod tests {
         assert_eq!(chunk_rows(8, 1 << 30), 1);
     }
 
+    /// Which implementation a test runs.
+    enum Path<'a> {
+        Autograd,
+        Chunked(i64),
+        /// `lm_loss`, which picks the path and chunk size itself.
+        Entry(&'a mut HeadScratch),
+    }
+
+    /// Runs the loss on fresh leaf copies of `h0` and `w0` and back-propagates it: CE, z-loss and the
+    /// gradients of h and w.
+    fn loss_and_grads(
+        h0: &Tensor,
+        w0: &Tensor,
+        lab: &Tensor,
+        div: &Tensor,
+        s: &LossSettings,
+        path: Path,
+    ) -> (f64, Option<f64>, Tensor, Tensor) {
+        let h = h0.copy().set_requires_grad(true);
+        let w = w0.copy().set_requires_grad(true);
+        let parts = match path {
+            Path::Autograd => lm_loss_autograd(&h, &w, lab, s.ignore, s.z_loss_multiplier, div),
+            Path::Chunked(rows) => {
+                lm_loss_chunked(&h, &w, lab, div, rows, s, &mut HeadScratch::default())
+            }
+            Path::Entry(scratch) => lm_loss(&h, &w, lab, div, s, scratch),
+        };
+        parts.backward.backward();
+        let value = |t: &Tensor| t.double_value(&[]);
+        (
+            value(&parts.ce),
+            parts.z.as_ref().map(value),
+            h.grad(),
+            w.grad(),
+        )
+    }
+
+    fn fp32(z_loss_multiplier: Option<f64>) -> LossSettings {
+        LossSettings {
+            ignore: -100,
+            z_loss_multiplier,
+            head_kind: None,
+        }
+    }
+
     /// The chunked loss gives the autograd loss's value and gradients.
     #[test]
     fn chunked_equals_autograd() {
@@ -281,35 +326,13 @@ mod tests {
             let lab = Tensor::randint(37, [2, 5], (Kind::Int64, tch::Device::Cpu));
             let _ = lab.get(0).get(2).fill_(-100);
             let div = lab.ne(-100).sum(Kind::Float);
-            let run = |chunked: bool| {
-                let h = h0.copy().set_requires_grad(true);
-                let w = w0.copy().set_requires_grad(true);
-                let parts = if chunked {
-                    lm_loss_chunked(
-                        &h,
-                        &w,
-                        &lab,
-                        &div,
-                        3,
-                        &LossSettings {
-                            ignore: -100,
-                            z_loss_multiplier: z,
-                            head_kind: None,
-                        },
-                        &mut HeadScratch::default(),
-                    )
-                } else {
-                    lm_loss_autograd(&h, &w, &lab, -100, z, &div)
-                };
-                parts.backward.backward();
-                (parts.ce, parts.z, h.grad(), w.grad())
-            };
-            let (ce_a, z_a, gh_a, gw_a) = run(false);
-            let (ce_c, z_c, gh_c, gw_c) = run(true);
+            let run = |path| loss_and_grads(&h0, &w0, &lab, &div, &fp32(z), path);
+            let (ce_a, z_a, gh_a, gw_a) = run(Path::Autograd);
+            let (ce_c, z_c, gh_c, gw_c) = run(Path::Chunked(3));
             // Only the summation order differs: a few ulps of a value near 8.
-            assert!((ce_a - ce_c).abs().double_value(&[]) < 1e-5);
+            assert!((ce_a - ce_c).abs() < 1e-5);
             if let (Some(a), Some(c)) = (z_a, z_c) {
-                assert!((a - c).abs().double_value(&[]) < 1e-6);
+                assert!((a - c).abs() < 1e-6);
             }
             assert!(gh_a.allclose(&gh_c, 1e-5, 1e-7, false));
             assert!(gw_a.allclose(&gw_c, 1e-5, 1e-7, false));
@@ -325,32 +348,9 @@ mod tests {
         let _ = w0.get(0).fill_(30.0); // token 0's logit is 240, about 240 above the others
         let lab = Tensor::from_slice(&[3i64, 5, 0, 7]).view([1, 4]);
         let div = Tensor::from(4.0f32);
-        let run = |chunked: bool| {
-            let h = h0.copy().set_requires_grad(true);
-            let w = w0.copy().set_requires_grad(true);
-            let settings = LossSettings {
-                ignore: -100,
-                z_loss_multiplier: None,
-                head_kind: None,
-            };
-            let parts = if chunked {
-                lm_loss_chunked(
-                    &h,
-                    &w,
-                    &lab,
-                    &div,
-                    3,
-                    &settings,
-                    &mut HeadScratch::default(),
-                )
-            } else {
-                lm_loss_autograd(&h, &w, &lab, -100, None, &div)
-            };
-            parts.backward.backward();
-            (parts.ce.double_value(&[]), h.grad(), w.grad())
-        };
-        let (ce_a, gh_a, gw_a) = run(false);
-        let (ce_c, gh_c, gw_c) = run(true);
+        let run = |path| loss_and_grads(&h0, &w0, &lab, &div, &fp32(None), path);
+        let (ce_a, _, gh_a, gw_a) = run(Path::Autograd);
+        let (ce_c, _, gh_c, gw_c) = run(Path::Chunked(3));
         assert!(
             ce_a > 150.0 && (ce_a - ce_c).abs() < 1e-3 * ce_a,
             "{ce_a} vs {ce_c}"
@@ -365,11 +365,7 @@ mod tests {
     fn large_vocabularies_are_chunked_with_one_reused_buffer() {
         tch::manual_seed(5);
         let vocab = 100_352;
-        let settings = LossSettings {
-            ignore: -100,
-            z_loss_multiplier: Some(1e-4),
-            head_kind: None,
-        };
+        let settings = fp32(Some(1e-4));
         let mut scratch = HeadScratch::default();
         let w0 = Tensor::randn([vocab, 8], (Kind::Float, tch::Device::Cpu)) * 0.5;
         for tokens in [200, 170] {
@@ -378,20 +374,11 @@ mod tests {
             let lab = Tensor::randint(vocab, [1, tokens], (Kind::Int64, tch::Device::Cpu));
             let _ = lab.get(0).get(7).fill_(-100);
             let div = lab.ne(-100).sum(Kind::Float);
-            let run = |chunked: Option<&mut HeadScratch>| {
-                let h = h0.copy().set_requires_grad(true);
-                let w = w0.copy().set_requires_grad(true);
-                let parts = match chunked {
-                    Some(s) => lm_loss(&h, &w, &lab, &div, &settings, s),
-                    None => lm_loss_autograd(&h, &w, &lab, -100, Some(1e-4), &div),
-                };
-                parts.backward.backward();
-                (parts.ce, parts.z.unwrap(), h.grad(), w.grad())
-            };
-            let (ce_a, z_a, gh_a, gw_a) = run(None);
-            let (ce_c, z_c, gh_c, gw_c) = run(Some(&mut scratch));
-            assert!((ce_a - ce_c).abs().double_value(&[]) < 1e-5);
-            assert!((z_a - z_c).abs().double_value(&[]) < 1e-8);
+            let run = |path| loss_and_grads(&h0, &w0, &lab, &div, &settings, path);
+            let (ce_a, z_a, gh_a, gw_a) = run(Path::Autograd);
+            let (ce_c, z_c, gh_c, gw_c) = run(Path::Entry(&mut scratch));
+            assert!((ce_a - ce_c).abs() < 1e-5);
+            assert!((z_a.unwrap() - z_c.unwrap()).abs() < 1e-8);
             assert!(gh_a.allclose(&gh_c, 1e-4, 1e-7, false));
             assert!(gw_a.allclose(&gw_c, 1e-4, 1e-9, false));
         }
@@ -407,24 +394,12 @@ mod tests {
         let lab = Tensor::randint(64, [2, 6], (Kind::Int64, tch::Device::Cpu));
         let div = lab.ne(-100).sum(Kind::Float);
         let run = |kind: Option<Kind>| {
-            let h = h0.copy().set_requires_grad(true);
-            let w = w0.copy().set_requires_grad(true);
             let settings = LossSettings {
-                ignore: -100,
-                z_loss_multiplier: Some(1e-4),
                 head_kind: kind,
+                ..fp32(Some(1e-4))
             };
-            let parts = lm_loss_chunked(
-                &h,
-                &w,
-                &lab,
-                &div,
-                5,
-                &settings,
-                &mut HeadScratch::default(),
-            );
-            parts.backward.backward();
-            (parts.ce.double_value(&[]), h.grad(), w.grad())
+            let (ce, _, gh, gw) = loss_and_grads(&h0, &w0, &lab, &div, &settings, Path::Chunked(5));
+            (ce, gh, gw)
         };
         let (ce32, gh32, gw32) = run(None);
         let (ce16, gh16, gw16) = run(Some(Kind::BFloat16));
