@@ -1,8 +1,8 @@
 """Hugging Face fixtures for `olmo-train convert` (transformers 5.x on CPU, fp32).
 
     .venv-ref/bin/pip install transformers
-    .venv-ref/bin/python scripts/reference/hf_fixtures.py            # writes tests/fixtures/hf/*
-    .venv-ref/bin/python scripts/reference/hf_fixtures.py check DIR   # loads an olmo-train export
+    scripts/reference/pinned.sh .venv-ref/bin/python scripts/reference/hf_fixtures.py            # writes tests/fixtures/hf/*
+    scripts/reference/pinned.sh .venv-ref/bin/python scripts/reference/hf_fixtures.py check DIR   # loads an olmo-train export
 
 For the two tiny parity models (tests/fixtures/train/{olmo2,llama2}-init.safetensors, OLMo-core's own
 initialization) it builds the Hugging Face model (Olmo2ForCausalLM / LlamaForCausalLM) with OLMo-core's
@@ -17,6 +17,8 @@ import sys
 import torch
 from safetensors.torch import load_file, save_file
 from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, Olmo2Config, Olmo2ForCausalLM
+
+import pinned
 
 OUT = "tests/fixtures/hf"
 IDS = torch.tensor([[(i * 37 + 11) % 500 for i in range(24)], [(i * 13 + 5) % 500 for i in range(24)]])
@@ -63,6 +65,7 @@ def build(name):
 
 
 def main():
+    pinned.require()
     if sys.argv[1:2] == ["check"]:
         folder = sys.argv[2]
         name = json.load(open(f"{folder}/config.json"))["model_type"]

@@ -1,6 +1,6 @@
 """Expected in-loop LM evaluation values from OLMo-core's own LMEvaluator (ai2-olmo-core 3.0.0, CPU, fp32).
 
-    .venv-ref/bin/python scripts/reference/olmo_core_lm_eval.py   # writes tests/fixtures/eval/*
+    scripts/reference/pinned.sh .venv-ref/bin/python scripts/reference/olmo_core_lm_eval.py   # writes tests/fixtures/eval/*
 
 Two held-out token files (uint16, vocab 512, EOS 0) with labels "alpha" and "beta", the padded dataset
 OLMo-core builds over them (sequence length 64), its NumpyFSLDataLoader (batches of 4 instances), and
@@ -20,6 +20,8 @@ from olmo_core.data.utils import get_labels
 from olmo_core.eval.lm_evaluator import LMEvaluator
 from olmo_core.nn.transformer import TransformerConfig
 
+import pinned
+
 OUT = "tests/fixtures/eval"
 TOK = TokenizerConfig(vocab_size=500, eos_token_id=0, pad_token_id=499)
 
@@ -34,6 +36,7 @@ def make_files():
 
 
 def main():
+    pinned.require()
     make_files()
     torch.set_num_threads(1)
     model = TransformerConfig.olmo2_1M(vocab_size=512).build(init_device="cpu")

@@ -1,6 +1,6 @@
 """Numerical parity fixtures from the reference implementation (ai2-olmo-core 3.0.0, CPU, fp32).
 
-    .venv-ref/bin/python scripts/reference/olmo_core_train.py   # writes tests/fixtures/train/*
+    scripts/reference/pinned.sh .venv-ref/bin/python scripts/reference/olmo_core_train.py   # writes tests/fixtures/train/*
 
 For two tiny models, an OLMo 2 style one (olmo2_1M: reordered norm, QK-norm) and a Llama style one
 (llama_like with GQA), it writes:
@@ -22,6 +22,8 @@ from olmo_core.data.utils import get_labels
 from olmo_core.nn.transformer import TransformerConfig
 from olmo_core.optim import AdamWConfig, CosWithWarmup, OptimGroupOverride
 
+import pinned
+
 OUT = "tests/fixtures/train"
 VOCAB = 512
 STEPS = 20
@@ -39,6 +41,7 @@ def models():
 
 
 def main():
+    pinned.require()
     torch.set_num_threads(1)
     for name, (cfg, z_loss) in models().items():
         model = cfg.build(init_device="cpu")

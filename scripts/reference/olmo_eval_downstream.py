@@ -1,7 +1,7 @@
 """Downstream-evaluation parity fixture from the reference (ai2-olmo-eval 0.9.0 + ai2-olmo-core 3.0.0, CPU).
 
     scripts/reference/setup-ref.sh ai2-olmo-eval==0.9.0
-    .venv-ref/bin/python scripts/reference/olmo_eval_downstream.py   # writes tests/fixtures/downstream/*
+    scripts/reference/pinned.sh .venv-ref/bin/python scripts/reference/olmo_eval_downstream.py   # writes tests/fixtures/downstream/*
 
 For a few tasks it exports the first DOCS documents in olmo-train's task format (through
 scripts/eval/export_tasks.py), then evaluates them the way OLMo-core's `DownstreamEvaluator` does:
@@ -28,6 +28,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "eval"))
 from export_tasks import export  # noqa: E402
 from tokenizer_reference import encodings  # noqa: E402
+import pinned  # noqa: E402
 
 OUT = "tests/fixtures/downstream"
 TASKS = ["hellaswag", "arc_easy", "winogrande"]
@@ -62,6 +63,7 @@ class Dolma2(Tokenizer):
 
 
 def main():
+    pinned.require()
     torch.set_num_threads(1)
     model = TransformerConfig.olmo2_1M(vocab_size=VOCAB).build(init_device="cpu")
     model.init_weights(device=torch.device("cpu"))

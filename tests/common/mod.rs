@@ -36,3 +36,5 @@ pub fn losses(save: &Path) -> Vec<f64> {
         .map(|r| r["train/CE loss"].as_f64().unwrap())
         .collect()
 }
+
+pub mod pinned;
