@@ -4,6 +4,7 @@
 # `sync`, medians (ROUNDS, default 3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/bench-side.sh
 scripts/setup.sh
 DIR=${DIR:-/tmp/olmo-train-bench-ckpt}
 PARAMS=${PARAMS:-1000000000}
@@ -15,4 +16,5 @@ if [ "$free_kb" -lt "$need_kb" ]; then
     echo "bench-checkpoint: $DIR has $((free_kb / 1048576)) GiB free, $((need_kb / 1048576)) GiB needed; set DIR or PARAMS" >&2
     exit 1
 fi
-cargo bench --quiet --bench checkpoint_io -- "$DIR" "$PARAMS" 2>/dev/null
+side "checkpoint" cargo bench --quiet --bench checkpoint_io -- "$DIR" "$PARAMS"
+bench_exit

@@ -5,6 +5,7 @@
 # (worker processes), at sequence lengths 256 and 4096, 64 instances a batch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/bench-side.sh
 DIR=${DIR:-/tmp/olmo-train-bench-data}
 scripts/setup.sh
 scripts/reference/setup-ref.sh
@@ -19,9 +20,9 @@ for i in range(4):
 fi
 for seq in 256 4096; do
     batches=$(( seq == 256 ? 2000 : 200 ))
-    cargo bench --quiet --bench data_loader -- "$DIR" "$seq" "$batches" 2>/dev/null | grep '^seq'
+    side "seq $seq: olmo-train loader" cargo bench --quiet --bench data_loader -- "$DIR" "$seq" "$batches"
     for workers in 0 4; do
-    .venv-ref/bin/python - "$DIR" "$seq" "$batches" "$workers" <<'PY' 2>/dev/null || echo "seq $seq: OLMo-core loader (num_workers=$workers) failed" >&2
+    side "seq $seq: OLMo-core loader (num_workers=$workers)" .venv-ref/bin/python - "$DIR" "$seq" "$batches" "$workers" <<'PY'
 import glob, sys, tempfile, time
 from olmo_core.data import DataCollator, NumpyFSLDatasetConfig, TokenizerConfig
 from olmo_core.data.data_loader import NumpyDataLoaderBase
@@ -38,3 +39,4 @@ print(f"seq {seq}: OLMo-core loader (num_workers={workers}) {n / (time.perf_coun
 PY
     done
 done
+bench_exit

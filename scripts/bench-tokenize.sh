@@ -2,16 +2,15 @@
 # Tokenization throughput: olmo-train tokenize (release build) against the Dolma toolkit's `dolma tokens`
 # (PyPI dolma 1.2.1, in .venv-dolma) doing the same work: the demo corpus copied COPIES times, the dolma2
 # tokenizer (cl100k_base; dolma gets it as a tokenizer.json converted from the same ranks file), EOS
-# appended, uint32 output, 1 and 2 processes. Prints tokens/s (wall clock, start-up included) and ratios.
+# appended, uint32 output, 1 and 2 processes. Prints tokens/s (wall clock, start-up included).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/bench-side.sh
 COPIES=${COPIES:-8}
 work=${WORK:-/tmp/olmo-train-bench-tokenize}
 scripts/setup.sh
-scripts/reference/setup-ref.sh
+scripts/reference/setup-ref.sh ref dolma
 cargo build --release --quiet
-[ -x .venv-ref/bin/python ] && .venv-ref/bin/python -c 'import transformers' 2>/dev/null || .venv-ref/bin/pip install --quiet transformers
-[ -x .venv-dolma/bin/dolma ] || { python3 -m venv .venv-dolma && .venv-dolma/bin/pip install --quiet dolma==1.2.1; }
 
 rm -rf "$work" && mkdir -p "$work/docs"
 for i in $(seq "$COPIES"); do
@@ -39,7 +38,8 @@ tokens=0
 run() { # name procs command...
     local name=$1 procs=$2; shift 2
     rm -rf "$work/out"
-    local t0 t1; t0=$(date +%s.%N); "$@" >/dev/null 2>&1; t1=$(date +%s.%N)
+    local t0 t1; t0=$(date +%s.%N); side "$name processes=$procs" "$@" >/dev/null; t1=$(date +%s.%N)
+    [ "$SIDE_OK" = 1 ] || return 0
     tokens=$(( $(cat "$work"/out/*.npy | wc -c) / 4 ))
     awk -v n="$name" -v p="$procs" -v t="$tokens" -v s="$(awk "BEGIN{print $t1-$t0}")" \
         'BEGIN{printf "%-12s processes=%d  %10d tokens  %7.2f s  %9.0f tokens/s\n", n, p, t, s, t/s}'
@@ -50,3 +50,4 @@ for p in 1 2; do
     run dolma "$p" .venv-dolma/bin/dolma tokens "${common[@]}" --destination "$work/out" \
         --tokenizer.name_or_path "$work/dolma2-tokenizer.json" --processes "$p"
 done
+bench_exit

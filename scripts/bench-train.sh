@@ -7,6 +7,7 @@
 # peak RSS. Models: olmo2_1M and olmo2_14M (dolma2 vocab).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/bench-side.sh
 STEPS=${STEPS:-20}
 THREADS=${THREADS:-2}
 OUT=${OUT:-/tmp/olmo-train-bench-train}
@@ -15,36 +16,61 @@ scripts/reference/setup-ref.sh
 cargo build --release --quiet
 TOKENS=$(scripts/demo-tokens.sh "$OUT/tokens")
 export OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
-for factory in olmo2_1M olmo2_14M; do
-    ours() { # steps
-        rm -rf "$OUT/run"
-        LAUNCH=$(date +%s.%N)
-        /usr/bin/time -f "%e %M" -o "$OUT/time" target/release/olmo-train bench --model-factory=$factory \
-            --config configs/olmo2-1M-cpu.yaml --dataset.paths="[$TOKENS]" --trainer.no_checkpoints \
-            --trainer.max_duration="{value: $1, unit: steps}" --trainer.metrics_collect_interval=1 \
-            --trainer.callbacks.console_logger.metrics_log_interval=1 \
-            --save-folder="$OUT/run" --work-dir="$OUT/run/cache" >/dev/null 2>"$OUT/log"
-    }
-    ours 1
-    # End of step 1: the timestamp of its console line (UTC, microseconds), against the launch time.
-    first=$(python3 - "$OUT/log" "$LAUNCH" <<'PY'
+
+# One olmo-train run of $2 steps of factory $1; its console log in $OUT/log, its /usr/bin/time in $OUT/time.
+ours() {
+    rm -rf "$OUT/run"
+    LAUNCH=$(date +%s.%N)
+    /usr/bin/time -f "%e %M" -o "$OUT/time" target/release/olmo-train bench --model-factory="$1" \
+        --config configs/olmo2-1M-cpu.yaml --dataset.paths="[$TOKENS]" --trainer.no_checkpoints \
+        --trainer.max_duration="{value: $2, unit: steps}" --trainer.metrics_collect_interval=1 \
+        --trainer.callbacks.console_logger.metrics_log_interval=1 \
+        --save-folder="$OUT/run" --work-dir="$OUT/run/cache" >/dev/null 2>"$OUT/log" ||
+        { tail -1 "$OUT/log" >&2; return 1; }
+}
+
+# Seconds from launch to the end of step 1: the timestamp of its console line (UTC, microseconds).
+first_step_end() {
+    python3 - "$OUT/log" "$LAUNCH" <<'PY'
 import datetime, re, sys
 line = next(l for l in open(sys.argv[1]) if "[step=1/" in l)
 stamp = re.match(r"(\S+?)Z", line).group(1)
 end = datetime.datetime.fromisoformat(stamp).replace(tzinfo=datetime.timezone.utc).timestamp()
 print(f"{end - float(sys.argv[2]):.3f}")
 PY
-)
-    # Step 1's own compute time, from its data-loading seconds and share: start-up is the rest.
-    step1=$(python3 -c "import json; r = json.loads(open('$OUT/run/metrics.jsonl').readline()); print(r['throughput/device/data loading (s)'] * 100 / r['throughput/device/data loading (%)'])")
-    ours "$STEPS"
-    python3 - "$OUT/run/metrics.jsonl" "$first" "$(cut -d' ' -f2 "$OUT/time")" "$factory" "$step1" <<'PY'
+}
+
+# Step 1's own compute time, from its data-loading seconds and share: start-up is the rest.
+step1_compute() {
+    python3 -c "import json; r = json.loads(open('$OUT/run/metrics.jsonl').readline()); print(r['throughput/device/data loading (s)'] * 100 / r['throughput/device/data loading (%)'])"
+}
+
+olmo_train_row() { # factory
+    side "olmo-train $1" ours "$1" 1
+    [ "$SIDE_OK" = 1 ] || return 0
+    local first step1
+    first=$(first_step_end)
+    step1=$(step1_compute)
+    side "olmo-train $1" ours "$1" "$STEPS"
+    [ "$SIDE_OK" = 1 ] || return 0
+    python3 - "$OUT/run/metrics.jsonl" "$first" "$(cut -d' ' -f2 "$OUT/time")" "$1" "$step1" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 tps = rows[-1]["throughput/device/TPS (actual avg)"]
 first, step1 = float(sys.argv[2]), float(sys.argv[5])
 print(f"olmo-train {sys.argv[4]}: time to first step {first:.2f} s, {tps:.0f} tokens/s, peak RSS {int(sys.argv[3]) / 1024:.0f} MiB, start-up {first - step1:.2f} s")
 PY
-    LAUNCH=$(date +%s.%N) /usr/bin/time -f "%M" -o "$OUT/rss-ref" .venv-ref/bin/python scripts/reference/olmo_core_train_bench.py $factory "$TOKENS" "$STEPS" 2>/dev/null
-    echo "olmo-core $factory: peak RSS $(( $(cat "$OUT/rss-ref") / 1024 )) MiB"
+}
+
+olmo_core_row() { # factory
+    LAUNCH=$(date +%s.%N) side "olmo-core $1" /usr/bin/time -f "%M" -o "$OUT/rss-ref" \
+        .venv-ref/bin/python scripts/reference/olmo_core_train_bench.py "$1" "$TOKENS" "$STEPS"
+    [ "$SIDE_OK" = 1 ] || return 0
+    echo "olmo-core $1: peak RSS $(($(tail -1 "$OUT/rss-ref") / 1024)) MiB"
+}
+
+for factory in olmo2_1M olmo2_14M; do
+    olmo_train_row "$factory"
+    olmo_core_row "$factory"
 done
+bench_exit

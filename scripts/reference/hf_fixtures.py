@@ -1,6 +1,6 @@
 """Hugging Face fixtures for `olmo-train convert` (transformers 5.x on CPU, fp32).
 
-    .venv-ref/bin/pip install transformers
+    scripts/reference/setup-ref.sh
     scripts/reference/pinned.sh .venv-ref/bin/python scripts/reference/hf_fixtures.py            # writes tests/fixtures/hf/*
     scripts/reference/pinned.sh .venv-ref/bin/python scripts/reference/hf_fixtures.py check DIR   # loads an olmo-train export
 

@@ -1,6 +1,6 @@
 """Downstream-evaluation parity fixture from the reference (ai2-olmo-eval 0.9.0 + ai2-olmo-core 3.0.0, CPU).
 
-    scripts/reference/setup-ref.sh ai2-olmo-eval==0.9.0
+    scripts/reference/setup-ref.sh
     scripts/reference/pinned.sh .venv-ref/bin/python scripts/reference/olmo_eval_downstream.py   # writes tests/fixtures/downstream/*
 
 For a few tasks it exports the first DOCS documents in olmo-train's task format (through

@@ -3,7 +3,7 @@ built from the same BPE ranks files that the tiktoken-rs crate ships (no downloa
 special tokens, applied the way `dolma tokens` does (text.strip(), empty documents skipped, EOS appended
 unless already last).
 
-    .venv-ref/bin/pip install tiktoken
+    scripts/reference/setup-ref.sh
     .venv-ref/bin/python scripts/reference/tokenizer_reference.py > tests/fixtures/tokenize/expected.json
 
 Output: for each tokenizer (dolma2, gpt2) and each `encode_special_tokens` setting, the full ids of every
