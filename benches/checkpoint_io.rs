@@ -33,20 +33,13 @@ fn main() {
             )
         })
         .collect();
-    let optim = olmo_train::optim::AdamW {
-        params: Vec::new(),
-        groups: Vec::new(),
-        state: Vec::new(),
-        fused: false,
-        fused_steps: Default::default(),
-    };
     let trainer = checkpoint::TrainerState {
         global_step: 1,
         global_train_tokens_seen: 0,
         max_steps: 1,
         epoch: 1,
         world_size: 1,
-        data_loader: LoaderState {
+        data_loader: serde_json::to_value(LoaderState {
             dataset_fingerprint_version: "v2.0".into(),
             dataset_fingerprint: String::new(),
             batches_processed: 0,
@@ -56,7 +49,8 @@ fn main() {
             dataset_type: "fsl".into(),
             sequence_length: 1,
             max_target_sequence_length: None,
-        },
+        })
+        .expect("json"),
         callbacks: Default::default(),
     };
     let bytes = (n * 2048 * 2048 * 4) as f64;
@@ -70,14 +64,14 @@ fn main() {
     for round in 0..rounds {
         settle();
         let t = Instant::now();
-        let snap = checkpoint::snapshot(
-            &tensors,
-            &optim,
-            trainer.clone(),
-            "{}".into(),
-            Vec::new(),
-            false,
-        );
+        let snap = checkpoint::Snapshot {
+            model: checkpoint::to_host(&tensors, false),
+            optim_tensors: Vec::new(),
+            optim_json: serde_json::json!({"param_groups": [], "steps": {}}),
+            trainer: trainer.clone(),
+            config_json: "{}".into(),
+            data_paths: Vec::new(),
+        };
         let written = checkpoint::write(&snap, dir, round as u64 + 1, false, true).expect("write");
         drop(snap);
         saves.push(t.elapsed().as_secs_f64());

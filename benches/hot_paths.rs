@@ -9,10 +9,10 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use olmo_train::data::batch::collate;
 use olmo_train::data::dataset::{DatasetSpec, FslDataset};
 use olmo_train::data::numpy_rng::shuffled_range;
+use olmo_train::loss::{lm_loss, HeadScratch, LossSettings};
 use olmo_train::token_dtype::TokenDType;
 use olmo_train::tokenize::tokenizer::TextTokenizer;
 use olmo_train::tokenize::writer::PartWriter;
-use olmo_train::train::loss::{lm_loss, HeadScratch, LossSettings};
 use tch::{Device, Kind, Tensor};
 
 const SEQ: u64 = 4096;

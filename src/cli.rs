@@ -8,12 +8,12 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
+use crate::config::factories::{build_factory, factory_names};
 use crate::config::overrides::Override;
 use crate::config::resolve::resolve_config;
 use crate::config::{ExampleOptions, TokenizerConfig};
 use crate::dry_run;
 use crate::error::{Error, Result};
-use crate::model::{build_factory, factory_names};
 use crate::progress::TerminalProgress;
 use crate::tokenize::{self, TokenizeArgs, TokenizeSummary};
 
@@ -340,6 +340,9 @@ pub fn execute(command: Command, out: &mut dyn Write, stop: Arc<AtomicBool>) -> 
             let config =
                 resolve_config(&train.opts, train.config_file.as_deref(), &train.overrides)?;
             if train.dry_run {
+                // The problems a run would meet, for the world size torchrun / launch would give it.
+                let world = crate::dist::DistEnv::from_process_env()?.world_size;
+                crate::validate::validate(&config, world)?;
                 dry_run::render(&config, &train.opts.model_factory)
             } else {
                 let summary = crate::train::train(&config, stop)?;

@@ -25,6 +25,14 @@ pub enum Error {
     #[error("config key '{path}': {reason}")]
     InvalidValue { path: String, reason: String },
 
+    /// Several values that do not fit together or with the world size (`validate`), each by its key.
+    #[error("the config has {} problems:{}", .0.len(), list_problems(.0))]
+    InvalidConfig(Vec<(String, String)>),
+
+    /// A torchrun-style environment variable (`RANK`, `WORLD_SIZE`, `MASTER_PORT`, ...) with a bad value.
+    #[error("environment variable {name}: {reason}")]
+    Environment { name: String, reason: String },
+
     /// A `--config` file that cannot be read or parsed.
     #[error("config file {}: {reason}", .path.display())]
     ConfigFile { path: PathBuf, reason: String },
@@ -52,11 +60,22 @@ pub enum Error {
     #[error("distributed: {0}")]
     Distributed(String),
 
+    /// A broken internal invariant: a bug in olmo-train, not in the input.
+    #[error("internal error (please report it): {0}")]
+    Internal(String),
+
     #[error("{}: {source}", .path.display())]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
+}
+
+fn list_problems(problems: &[(String, String)]) -> String {
+    problems
+        .iter()
+        .map(|(path, reason)| format!("\n  config key '{path}': {reason}"))
+        .collect()
 }
 
 fn suggestion_suffix(suggestion: &Option<String>) -> String {
@@ -69,10 +88,19 @@ fn suggestion_suffix(suggestion: &Option<String>) -> String {
 impl Error {
     /// True when the user's input is at fault (exit code 2); false for failures while running.
     pub fn is_usage(&self) -> bool {
-        !matches!(
-            self,
-            Error::Io { .. } | Error::Training { .. } | Error::Distributed(_)
-        )
+        self.exit_code() == 2
+    }
+
+    /// The process exit code for this error: 2 for bad input (command line, config, input files), 1 for a
+    /// run that failed (training, collectives), 74 for an I/O failure (sysexits' EX_IOERR), 70 for an
+    /// internal error (EX_SOFTWARE).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Training { .. } | Error::Distributed(_) => 1,
+            Error::Io { .. } => 74,
+            Error::Internal(_) => 70,
+            _ => 2,
+        }
     }
 
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {

@@ -32,11 +32,7 @@ fn main() {
         Ok(Outcome::Exit(code)) => code.clamp(0, 255) as u8,
         Err(e) => {
             eprintln!("error: {e}");
-            if e.is_usage() {
-                2
-            } else {
-                1
-            }
+            e.exit_code()
         }
     };
     olmo_train::process_setup::exit_now(code)

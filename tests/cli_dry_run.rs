@@ -165,7 +165,8 @@ fn every_override_form() {
 fn config_file_merges_a_partial_tree_before_overrides() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("c.yaml");
-    std::fs::write(&file, "data_loader:\n  seed: 7\n  global_batch_size: 4096\ntrainer:\n  max_duration: {value: 5, unit: steps}\n").unwrap();
+    // A consistent batch geometry (the micro-batch divides the global batch), as a run needs.
+    std::fs::write(&file, "data_loader:\n  seed: 7\n  global_batch_size: 4096\ntrain_module:\n  rank_microbatch_size: 4096\ntrainer:\n  max_duration: {value: 5, unit: steps}\n").unwrap();
     let f = file.to_str().unwrap();
     let o = olmo_train(&["run", "--dry-run", "--config", f, "--data_loader.seed=9"]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -208,11 +209,18 @@ fn olmo_core_config_json_with_class_names_is_accepted() {
         &file,
         r#"{"data_loader": {"global_batch_size": 1024, "seed": 0, "num_workers": 4, "ignore_fingerprint_mismatch": false,
             "_CLASS_": "olmo_core.data.data_loader.NumpyDataLoaderConfig", "type": "numpy"},
-           "train_module": {"scheduler": {"lr_field": "lr", "initial_lr_field": "initial_lr", "units": "steps", "warmup": 5,
+           "train_module": {"rank_microbatch_size": 1024, "scheduler": {"lr_field": "lr", "initial_lr_field": "initial_lr", "units": "steps", "warmup": 5,
             "alpha_f": 0.1, "warmup_min_lr": 0.0, "_CLASS_": "olmo_core.optim.scheduler.CosWithWarmup", "type": "cos_with_warmup"}}}"#,
     )
     .unwrap();
-    let o = olmo_train(&["run", "--dry-run", "--config", file.to_str().unwrap()]);
+    // Sequences short enough for a 1024-token batch, so the geometry is one a run accepts.
+    let o = olmo_train(&[
+        "run",
+        "--dry-run",
+        "--sequence-length=256",
+        "--config",
+        file.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let y = yaml_of(&o);
     assert_eq!(y["data_loader"]["global_batch_size"].as_u64(), Some(1024));
@@ -333,7 +341,7 @@ fn list_models_prints_every_factory() {
     );
     assert_eq!(
         out.lines().count(),
-        1 + olmo_train::model::factory_names().count()
+        1 + olmo_train::config::factories::factory_names().count()
     );
 }
 
@@ -388,4 +396,41 @@ fn dry_run_notes_missing_downstream_tasks() {
         "{missing}"
     );
     assert!(!run(fixtures).contains("downstream task"));
+}
+
+/// One validation pass, `--dry-run` included: a micro-batch that does not divide the global batch,
+/// sequences longer than the train module's maximum and a model vocabulary smaller than the dataset
+/// tokenizer's are all reported at once, each by its dotted key, with exit code 2.
+#[test]
+fn dry_run_lists_every_config_problem_with_its_key() {
+    let o = olmo_train(&[
+        "run",
+        "--dry-run",
+        "--sequence-length=256",
+        "--dataset.sequence_length=512",
+        "--data_loader.global_batch_size=8192",
+        "--train_module.rank_microbatch_size=768",
+        "--model.vocab_size=1000",
+    ]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.starts_with("error: the config has "), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    for (key, what) in [
+        (
+            "'data_loader.global_batch_size'",
+            "train_module.rank_microbatch_size (768)",
+        ),
+        (
+            "'train_module.max_sequence_length'",
+            "dataset.sequence_length (512)",
+        ),
+        ("'model.vocab_size'", "dataset.tokenizer (100278)"),
+    ] {
+        assert!(
+            err.lines().any(|l| l.contains(key) && l.contains(what)),
+            "{key} / {what} missing from: {err}"
+        );
+    }
+    assert!(o.stdout.is_empty(), "nothing printed on a bad config");
 }

@@ -5,8 +5,8 @@
 use std::path::Path;
 
 use olmo_train::config::data::TokenizerConfig;
+use olmo_train::config::factories::build_factory;
 use olmo_train::eval::downstream::{DownstreamEvaluator, DownstreamSettings};
-use olmo_train::model::factories::build_factory;
 use olmo_train::model::Transformer;
 use olmo_train::tokenize::tokenizer::TextTokenizer;
 use tch::Device;

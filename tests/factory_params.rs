@@ -3,7 +3,7 @@
 //! with ai2-olmo-core 3.0.0 (`TransformerConfig.num_params` / `num_non_embedding_params`).
 use std::collections::BTreeMap;
 
-use olmo_train::model::{build_factory, factory_names};
+use olmo_train::config::factories::{build_factory, factory_names};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -52,7 +52,7 @@ fn flops_per_token_match_olmo_core() {
     for c in cases {
         let name = c["factory"].as_str().unwrap();
         let cfg =
-            olmo_train::model::factories::build_factory(name, c["vocab_size"].as_u64().unwrap())
+            olmo_train::config::factories::build_factory(name, c["vocab_size"].as_u64().unwrap())
                 .unwrap();
         assert_eq!(
             cfg.flops_per_token(c["seq_len"].as_u64().unwrap()),

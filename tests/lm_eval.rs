@@ -2,8 +2,8 @@
 //! `scripts/reference/olmo_core_lm_eval.py`): same weights, same held-out files, same CE and PPL per label.
 use olmo_train::config::callbacks::LMEvaluatorCallbackConfig;
 use olmo_train::config::data::{NumpyPaddedFSLDatasetConfig, TokenizerConfig};
+use olmo_train::config::factories::build_factory;
 use olmo_train::eval::{InLoopEvaluator, LmEvaluator};
-use olmo_train::model::factories::build_factory;
 use olmo_train::model::Transformer;
 use tch::{Device, Tensor};
 

@@ -9,10 +9,10 @@ use serde_json::{json, Value};
 use tch::{Kind, Tensor};
 
 use super::{layout, tensor_io};
+use crate::config::factories::{build_factory, llama_like};
 use crate::config::model::{BlockName, SlidingWindowAttentionConfig, TransformerConfig};
 use crate::config::{ExampleOptions, ExperimentConfig};
 use crate::error::{Error, Result};
-use crate::model::factories::{build_factory, llama_like};
 
 /// Which Hugging Face architecture a model config corresponds to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -248,8 +248,8 @@ pub fn from_hf(hf_dir: &Path, out: &Path, factory: Option<&str>) -> Result<PathB
     write_folder(out, |tmp| {
         std::fs::create_dir_all(tmp.join("model_and_optim")).map_err(|e| Error::io(tmp, e))?;
         tensor_io::write(&tmp.join(layout::MODEL), &tensors)?;
-        let config =
-            serde_json::to_string_pretty(&experiment).map_err(|e| Error::Usage(e.to_string()))?;
+        let config = serde_json::to_string_pretty(&experiment)
+            .map_err(|e| Error::Internal(format!("not JSON: {e}")))?;
         std::fs::write(tmp.join(layout::CONFIG), config)
             .map_err(|e| Error::io(tmp.join(layout::CONFIG), e))?;
         let meta = json!({"ephemeral": false, "version": env!("CARGO_PKG_VERSION"), "format": "olmo-train/1", "source": hf_dir.display().to_string()});
@@ -286,8 +286,8 @@ pub fn to_hf(ckpt: &Path, out: &Path, dtype: Kind) -> Result<PathBuf> {
     let hf_config = hf_config(model, family, dtype)?;
     write_folder(out, |tmp| {
         tensor_io::write(&tmp.join("model.safetensors"), &tensors)?;
-        let text =
-            serde_json::to_string_pretty(&hf_config).map_err(|e| Error::Usage(e.to_string()))?;
+        let text = serde_json::to_string_pretty(&hf_config)
+            .map_err(|e| Error::Internal(format!("not JSON: {e}")))?;
         std::fs::write(tmp.join("config.json"), text)
             .map_err(|e| Error::io(tmp.join("config.json"), e))
     })
@@ -356,10 +356,10 @@ fn hf_config(m: &TransformerConfig, family: Family, dtype: Kind) -> Result<Value
 /// Writes a folder through `fill` into a staging folder beside `out`, then renames it into place.
 fn write_folder(out: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<PathBuf> {
     if out.exists() {
-        return Err(Error::Usage(format!(
-            "{} already exists; choose a new output folder",
-            out.display()
-        )));
+        return Err(Error::Input {
+            path: out.to_path_buf(),
+            reason: "already exists; choose a new output folder".into(),
+        });
     }
     let parent = out
         .parent()

@@ -14,32 +14,24 @@ use std::path::{Path, PathBuf};
 
 use tch::{Device, Tensor};
 
-pub use state::{GroupState, OptimState, TrainerState};
+pub use state::TrainerState;
 
 use crate::error::{Error, Result};
-use crate::optim::adamw::ParamState;
-use crate::optim::AdamW;
 
-/// Everything a checkpoint holds, already on the host, so it can be written in the background.
+/// Everything a checkpoint holds, already on the host, so it can be written in the background: named
+/// tensors (model, optimizer) and JSON (optimizer, trainer, config).
 pub struct Snapshot {
     pub model: Vec<(String, Tensor)>,
     pub optim_tensors: Vec<(String, Tensor)>,
-    pub optim: OptimState,
+    pub optim_json: serde_json::Value,
     pub trainer: TrainerState,
     pub config_json: String,
     pub data_paths: Vec<String>,
 }
 
-/// The model and optimizer state on the CPU. With `copy` (asynchronous saves, where training goes on
-/// while the files are written) CPU tensors are copied too; otherwise they are shared, not copied.
-pub fn snapshot(
-    params: &[(String, Tensor)],
-    optim: &AdamW,
-    trainer: TrainerState,
-    config_json: String,
-    data_paths: Vec<String>,
-    copy: bool,
-) -> Snapshot {
+/// `tensors` on the CPU, contiguous. With `copy` (asynchronous saves, where training goes on while the
+/// files are written) CPU tensors are copied too; otherwise they are shared, not copied.
+pub fn to_host(tensors: &[(String, Tensor)], copy: bool) -> Vec<(String, Tensor)> {
     let host = |t: &Tensor| {
         let t = t.detach();
         if t.device() != Device::Cpu {
@@ -50,43 +42,7 @@ pub fn snapshot(
             t
         }
     };
-    let model = params.iter().map(|(n, t)| (n.clone(), host(t))).collect();
-    let mut optim_tensors = Vec::new();
-    let mut steps = BTreeMap::new();
-    for ((name, _), st) in optim.params.iter().zip(&optim.state) {
-        if let Some(st) = st {
-            optim_tensors.push((format!("{name}.exp_avg"), host(&st.exp_avg)));
-            optim_tensors.push((format!("{name}.exp_avg_sq"), host(&st.exp_avg_sq)));
-            steps.insert(name.clone(), st.step);
-        }
-    }
-    let param_groups = optim
-        .groups
-        .iter()
-        .map(|g| GroupState {
-            params: g
-                .params
-                .iter()
-                .map(|&i| optim.params[i].0.clone())
-                .collect(),
-            lr: g.lr,
-            initial_lr: g.initial_lr,
-            weight_decay: g.weight_decay,
-            betas: g.betas,
-            eps: g.eps,
-        })
-        .collect();
-    Snapshot {
-        model,
-        optim_tensors,
-        optim: OptimState {
-            param_groups,
-            steps,
-        },
-        trainer,
-        config_json,
-        data_paths,
-    }
+    tensors.iter().map(|(n, t)| (n.clone(), host(t))).collect()
 }
 
 /// Writes `snap` as `save_folder/step{step}`, atomically. An existing `step{step}` is replaced only with
@@ -100,10 +56,13 @@ pub fn write(
 ) -> Result<PathBuf> {
     let final_dir = layout::step_dir(save_folder, step);
     if final_dir.exists() && !overwrite {
-        return Err(Error::Usage(format!(
-            "{} already exists; set --trainer.save_overwrite=true to replace it",
-            final_dir.display()
-        )));
+        return Err(Error::InvalidValue {
+            path: "trainer.save_overwrite".into(),
+            reason: format!(
+                "{} already exists; set --trainer.save_overwrite=true to replace it",
+                final_dir.display()
+            ),
+        });
     }
     let tmp = save_folder.join(format!(".step{step}.tmp-{}", std::process::id()));
     if tmp.exists() {
@@ -115,7 +74,7 @@ pub fn write(
     fault_injection_delay();
     write_tensors(&tmp.join(layout::MODEL), &snap.model)?;
     write_tensors(&tmp.join(layout::OPTIM_TENSORS), &snap.optim_tensors)?;
-    write_file(&tmp.join(layout::OPTIM_STATE), &to_json(&snap.optim)?)?;
+    write_file(&tmp.join(layout::OPTIM_STATE), &to_json(&snap.optim_json)?)?;
     write_file(&tmp.join(layout::TRAINER_STATE), &to_json(&snap.trainer)?)?;
     write_file(&tmp.join(layout::CONFIG), snap.config_json.as_bytes())?;
     write_file(
@@ -148,7 +107,7 @@ pub fn remove(dir: &Path) -> Result<()> {
 
 fn to_json<T: serde::Serialize>(v: &T) -> Result<Vec<u8>> {
     serde_json::to_vec_pretty(v)
-        .map_err(|e| Error::Usage(format!("cannot serialize checkpoint state: {e}")))
+        .map_err(|e| Error::Internal(format!("cannot serialize checkpoint state: {e}")))
 }
 
 fn write_tensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {
@@ -223,52 +182,42 @@ pub fn load_model(dir: &Path, params: &[(String, Tensor)]) -> Result<()> {
     Ok(())
 }
 
-/// Restores AdamW's moments and step counts; the LRs come from the config and schedule
-/// (OLMo-core's `fixed_fields = ("initial_lr",)`).
-pub fn load_optim(dir: &Path, optim: &mut AdamW) -> Result<()> {
+/// A checkpoint's optimizer state as stored: its named tensors and its JSON (for
+/// `AdamW::load_state_dict`), with the folder, so a mismatch can name the files.
+pub struct StoredOptim {
+    pub tensors: BTreeMap<String, Tensor>,
+    pub json: serde_json::Value,
+    pub dir: PathBuf,
+}
+
+impl StoredOptim {
+    /// The error for a state that does not fit the optimizer, naming the checkpoint's optimizer files.
+    pub fn mismatch(&self, reason: String) -> Error {
+        Error::Input {
+            path: self.dir.join(layout::OPTIM_TENSORS),
+            reason,
+        }
+    }
+}
+
+pub fn read_optim(dir: &Path) -> Result<StoredOptim> {
     let state_path = dir.join(layout::OPTIM_STATE);
     let text = std::fs::read_to_string(&state_path).map_err(|e| Error::io(&state_path, e))?;
-    let state: OptimState = serde_json::from_str(&text).map_err(|e| Error::Input {
+    let json = serde_json::from_str(&text).map_err(|e| Error::Input {
         path: state_path.clone(),
-        reason: format!("not a valid optimizer state: {e}"),
+        reason: format!("not valid JSON: {e}"),
     })?;
-    let path = dir.join(layout::OPTIM_TENSORS);
-    let file = tensor_io::TensorFile::open(&path)?;
-    let stored: BTreeMap<String, Tensor> = file
+    let file = tensor_io::TensorFile::open(&dir.join(layout::OPTIM_TENSORS))?;
+    let tensors = file
         .tensors()?
         .into_iter()
         .map(|(n, s)| (n, s.to_tensor()))
         .collect();
-    for (i, (name, p)) in optim.params.iter().enumerate() {
-        let Some(&step) = state.steps.get(name) else {
-            optim.state[i] = None;
-            continue;
-        };
-        let get = |suffix: &str| -> Result<Tensor> {
-            let key = format!("{name}.{suffix}");
-            let t = stored.get(&key).ok_or_else(|| Error::Input {
-                path: path.clone(),
-                reason: format!("missing tensor {key}"),
-            })?;
-            if t.size() != p.size() {
-                return Err(Error::Input {
-                    path: path.clone(),
-                    reason: format!(
-                        "{key}: shape {:?}, the parameter has {:?}",
-                        t.size(),
-                        p.size()
-                    ),
-                });
-            }
-            Ok(t.to_device(p.device()).to_kind(p.kind()))
-        };
-        optim.state[i] = Some(ParamState {
-            step,
-            exp_avg: get("exp_avg")?,
-            exp_avg_sq: get("exp_avg_sq")?,
-        });
-    }
-    Ok(())
+    Ok(StoredOptim {
+        tensors,
+        json,
+        dir: dir.to_path_buf(),
+    })
 }
 
 pub fn load_trainer_state(dir: &Path) -> Result<TrainerState> {

@@ -1,10 +1,8 @@
-//! The JSON parts of a checkpoint: trainer state (OLMo-core's `Trainer.state_dict()` keys) and the
-//! optimizer's parameter groups and step counts.
+//! The trainer state of a checkpoint, with OLMo-core's `Trainer.state_dict()` keys. The data loader's and
+//! the callbacks' states are JSON the checkpoint stores without reading.
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-
-use crate::data::LoaderState;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainerState {
@@ -13,25 +11,8 @@ pub struct TrainerState {
     pub max_steps: u64,
     pub epoch: u64,
     pub world_size: u64,
-    pub data_loader: LoaderState,
+    pub data_loader: serde_json::Value,
     /// Callback states by callback name (the checkpointer's list of saved steps, ...).
     #[serde(default)]
     pub callbacks: BTreeMap<String, serde_json::Value>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GroupState {
-    pub params: Vec<String>,
-    pub lr: f64,
-    pub initial_lr: f64,
-    pub weight_decay: f64,
-    pub betas: (f64, f64),
-    pub eps: f64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct OptimState {
-    pub param_groups: Vec<GroupState>,
-    /// AdamW's step count per parameter (absent: no update yet).
-    pub steps: BTreeMap<String, f64>,
 }

@@ -14,8 +14,8 @@ use super::train_module::{
 };
 use super::trainer::{Duration, TrainerConfig};
 use super::ExperimentConfig;
+use crate::config::factories::build_factory;
 use crate::error::Result;
-use crate::model::factories::build_factory;
 
 /// Where the example's data lives unless `OLMO_DATA_ROOT` says otherwise (as in OLMo-core).
 pub const DEFAULT_DATA_ROOT: &str = "http://olmo-data.org/examples/c4-en/gpt2";

@@ -5,6 +5,7 @@
 pub mod callbacks;
 pub mod data;
 pub mod example;
+pub mod factories;
 pub mod model;
 pub mod overrides;
 pub mod resolve;

@@ -91,6 +91,19 @@ pub enum SchedulerConfig {
     CosWithWarmup(CosWithWarmup),
 }
 
+impl SchedulerConfig {
+    /// Whether the schedule counts steps or tokens.
+    pub fn units(&self) -> SchedulerUnits {
+        match self {
+            SchedulerConfig::Constant(s) => s.units,
+            SchedulerConfig::ConstantWithWarmup(s) => s.units,
+            SchedulerConfig::Wsd(s) => s.units,
+            SchedulerConfig::LinearWithWarmup(s) => s.units,
+            SchedulerConfig::CosWithWarmup(s) => s.units,
+        }
+    }
+}
+
 /// Registered OLMo-core scheduler names olmo-train does not build yet (for a clear error).
 pub const UNSUPPORTED_SCHEDULERS: &[&str] = &[
     "power_lr",

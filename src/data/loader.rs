@@ -74,7 +74,7 @@ impl DataLoader {
             });
         }
         if opts.dp_rank >= world {
-            return Err(Error::Usage(format!(
+            return Err(Error::Internal(format!(
                 "rank {} is not below world size {world}",
                 opts.dp_rank
             )));
@@ -161,7 +161,7 @@ impl DataLoader {
     pub fn reshuffle(&mut self, epoch: Option<u64>) -> Result<()> {
         let epoch = epoch.unwrap_or_else(|| self.epoch.map_or(1, |e| e + 1));
         if epoch == 0 {
-            return Err(Error::Usage("data loader epochs start at 1".into()));
+            return Err(Error::Internal("data loader epochs start at 1".into()));
         }
         self.pipeline = None;
         self.epoch = Some(epoch);
@@ -187,10 +187,9 @@ impl DataLoader {
     }
 
     fn build_global_indices(&self, epoch: u64) -> Result<Vec<u32>> {
-        let n = u32::try_from(self.dataset.len()).map_err(|_| {
-            Error::Usage(
-                "more than 2^32 instances: OLMo-core's uint32 indices cannot hold them".into(),
-            )
+        let n = u32::try_from(self.dataset.len()).map_err(|_| Error::InvalidValue {
+            path: "dataset".into(),
+            reason: "more than 2^32 instances: OLMo-core's uint32 indices cannot hold them".into(),
         })?;
         let chunk = self.chunk_size as u32;
         let mut rng = self
@@ -227,9 +226,9 @@ impl DataLoader {
     }
 
     fn indices(&self) -> Result<Arc<Vec<u32>>> {
-        self.global_indices.clone().ok_or_else(|| {
-            Error::Usage("internal: the data loader was not reshuffled before use".into())
-        })
+        self.global_indices
+            .clone()
+            .ok_or_else(|| Error::Internal("the data loader was not reshuffled before use".into()))
     }
 
     /// The next batch of this rank, or `None` at the end of the epoch.
@@ -277,29 +276,36 @@ impl DataLoader {
     /// unless `ignore_fingerprint_mismatch`. Call `reshuffle(state.epoch)` afterwards.
     pub fn load_state(&mut self, state: &LoaderState) -> Result<()> {
         if state.dataset_type != "fsl" {
-            return Err(Error::Usage(format!(
-                "cannot resume a '{}' data loader state into a fixed-sequence-length loader",
-                state.dataset_type
-            )));
+            return Err(Error::InvalidValue {
+                path: "dataset".into(),
+                reason: format!(
+                    "cannot resume a '{}' data loader state into a fixed-sequence-length loader",
+                    state.dataset_type
+                ),
+            });
         }
         if state.dataset_fingerprint_version != FINGERPRINT_VERSION {
             tracing::warn!("dataset fingerprint version differs from the checkpoint's; the data may have changed");
         } else if state.dataset_fingerprint != self.dataset.fingerprint() {
             if !self.opts.ignore_fingerprint_mismatch {
-                return Err(Error::Usage(format!(
+                return Err(Error::InvalidValue {
+                    path: "data_loader.ignore_fingerprint_mismatch".into(),
+                    reason: format!(
                     "dataset fingerprint {} does not match the checkpoint's {}: the data files, their sizes or the \
                      tokenizer settings changed; set --data_loader.ignore_fingerprint_mismatch=true to resume anyway \
                      (the data order will differ)",
                     self.dataset.fingerprint(),
                     state.dataset_fingerprint
-                )));
+                ),
+                });
             }
             tracing::warn!("dataset fingerprint mismatch ignored; the data order will differ");
         }
         if state.max_target_sequence_length != self.dataset.max_target_sequence_length() {
-            return Err(Error::Usage(
-                "cannot resume with a different dataset.max_target_sequence_length than the checkpoint's".into(),
-            ));
+            return Err(Error::InvalidValue {
+                path: "dataset.max_target_sequence_length".into(),
+                reason: "differs from the checkpoint's; a resumed run needs the same".into(),
+            });
         }
         if state.seed != self.opts.seed {
             tracing::warn!(
@@ -327,23 +333,28 @@ impl DataLoader {
         let old = self.opts.global_batch_size;
         if new > old {
             if new % old != 0 {
-                return Err(Error::Usage(
-                    "global batch size can only be increased by an integer factor".into(),
-                ));
+                return Err(Error::InvalidValue {
+                    path: "data_loader.global_batch_size".into(),
+                    reason: "can only be increased by an integer factor".into(),
+                });
             }
             let ratio = new / old;
             if self.batches_processed % ratio != 0 {
-                return Err(Error::Usage(format!(
-                    "increasing the global batch size by {ratio}x needs a multiple of {ratio} batches processed, not {}",
-                    self.batches_processed
-                )));
+                return Err(Error::InvalidValue {
+                    path: "data_loader.global_batch_size".into(),
+                    reason: format!(
+                        "increasing it by {ratio}x needs a multiple of {ratio} batches processed, not {}",
+                        self.batches_processed
+                    ),
+                });
             }
             self.batches_processed /= ratio;
         } else if new < old {
             if old % new != 0 {
-                return Err(Error::Usage(
-                    "global batch size can only be decreased by an integer factor".into(),
-                ));
+                return Err(Error::InvalidValue {
+                    path: "data_loader.global_batch_size".into(),
+                    reason: "can only be decreased by an integer factor".into(),
+                });
             }
             self.batches_processed *= old / new;
         }

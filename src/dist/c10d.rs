@@ -58,8 +58,10 @@ impl ProcessGroup {
 
     /// The same, plus NCCL for CUDA tensors on `cuda_device` (this rank's GPU).
     pub fn with_cuda(env: &DistEnv, timeout_s: u64, cuda_device: Option<usize>) -> Result<Self> {
-        let host = CString::new(env.master_addr.clone())
-            .map_err(|_| Error::Usage("MASTER_ADDR contains a NUL byte".into()))?;
+        let host = CString::new(env.master_addr.clone()).map_err(|_| Error::Environment {
+            name: "MASTER_ADDR".into(),
+            reason: "contains a NUL byte".into(),
+        })?;
         let mut handle: *mut c_void = std::ptr::null_mut();
         // SAFETY: valid C string and out-pointer; the shim fills `handle` only on success.
         let code = unsafe {

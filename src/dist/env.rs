@@ -28,18 +28,18 @@ impl DistEnv {
             return Ok(Self::single());
         };
         let num = |name: &str, v: &str| -> Result<u64> {
-            v.trim().parse().map_err(|_| {
-                Error::Usage(format!(
-                    "environment variable {name}={v:?} is not a non-negative integer"
-                ))
+            v.trim().parse().map_err(|_| Error::Environment {
+                name: name.into(),
+                reason: format!("{v:?} is not a non-negative integer"),
             })
         };
         let rank = num("RANK", &rank)?;
         let world_size = num("WORLD_SIZE", &world)?;
         if world_size == 0 || rank >= world_size {
-            return Err(Error::Usage(format!(
-                "RANK={rank} must be below WORLD_SIZE={world_size}"
-            )));
+            return Err(Error::Environment {
+                name: "RANK".into(),
+                reason: format!("{rank} must be below WORLD_SIZE={world_size}"),
+            });
         }
         let local_rank = get("LOCAL_RANK")
             .map(|v| num("LOCAL_RANK", &v))
@@ -47,15 +47,16 @@ impl DistEnv {
             .unwrap_or(rank);
         let master_addr = get("MASTER_ADDR").unwrap_or_else(|| "127.0.0.1".into());
         let master_port = match get("MASTER_PORT") {
-            Some(p) => p
-                .trim()
-                .parse()
-                .map_err(|_| Error::Usage(format!("MASTER_PORT={p:?} is not a port number")))?,
+            Some(p) => p.trim().parse().map_err(|_| Error::Environment {
+                name: "MASTER_PORT".into(),
+                reason: format!("{p:?} is not a port number"),
+            })?,
             None if world_size == 1 => 29500,
             None => {
-                return Err(Error::Usage(
-                    "MASTER_PORT is not set (torchrun and olmo-train launch set it)".into(),
-                ))
+                return Err(Error::Environment {
+                    name: "MASTER_PORT".into(),
+                    reason: "is not set (torchrun and olmo-train launch set it)".into(),
+                })
             }
         };
         Ok(Self {

@@ -14,7 +14,23 @@ use crate::dist::ProcessGroup;
 use crate::error::{Error, Result};
 use crate::model::Transformer;
 use crate::tokenize::tokenizer::TextTokenizer;
-use crate::train::trainer::EvalSchedule;
+
+/// One evaluator callback (`lm_evaluator`, `downstream_evaluator`) and when it runs.
+pub struct EvalSchedule {
+    pub evaluator: Box<dyn InLoopEvaluator>,
+    pub interval: u64,
+    pub fixed_steps: Vec<u64>,
+    pub on_startup: bool,
+    pub on_finish: bool,
+}
+
+impl EvalSchedule {
+    /// Whether it runs after `step` (its interval, from step 2 on, or one of its fixed steps).
+    pub fn due(&self, step: u64) -> bool {
+        (step > 1 && self.interval > 0 && step % self.interval == 0)
+            || self.fixed_steps.contains(&step)
+    }
+}
 
 /// The downstream callback's tasks.
 pub struct DownstreamSuite {

@@ -16,8 +16,8 @@ use crate::data::build::build_padded_dataset;
 use crate::data::{DataLoader, LoaderOptions};
 use crate::dist::ProcessGroup;
 use crate::error::{Error, Result};
+use crate::loss::{labels, token_losses};
 use crate::model::Transformer;
-use crate::train::loss::{labels, token_losses};
 
 pub struct LmEvaluator {
     loader: DataLoader,

@@ -10,9 +10,9 @@ use crate::checkpoint::{self, layout};
 use crate::config::callbacks::{DownstreamEvaluatorCallbackConfig, LMEvaluatorCallbackConfig};
 use crate::config::data::NumpyPaddedFSLDatasetConfig;
 use crate::config::ExperimentConfig;
+use crate::device::select_device;
 use crate::error::{Error, Result};
 use crate::model::Transformer;
-use crate::train::run::select_device;
 
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
@@ -162,7 +162,8 @@ fn lm_config(
 }
 
 fn write_json(path: &Path, v: &serde_json::Value) -> Result<()> {
-    let text = serde_json::to_string_pretty(v).map_err(|e| Error::Usage(e.to_string()))?;
+    let text = serde_json::to_string_pretty(v)
+        .map_err(|e| Error::Internal(format!("the report is not JSON: {e}")))?;
     std::fs::write(path, text).map_err(|e| Error::io(path, e))
 }
 

@@ -93,10 +93,10 @@ pub fn load_task(dir: &Path, name: &str) -> Result<Task> {
         } else {
             format!("available in {}: {}", dir.display(), available.join(", "))
         };
-        return Err(Error::Usage(format!(
-            "downstream task '{name}': no {}; {listing}",
-            requests.display()
-        )));
+        return Err(Error::Input {
+            path: requests,
+            reason: format!("downstream task '{name}' has no such file; {listing}"),
+        });
     }
     let meta_path = folder.join("task.json");
     let meta_text = std::fs::read_to_string(&meta_path).map_err(|e| Error::io(&meta_path, e))?;

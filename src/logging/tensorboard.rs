@@ -73,7 +73,7 @@ impl TensorBoardWriter {
 }
 
 impl MetricSink for TensorBoardWriter {
-    fn log(&mut self, step: u64, metrics: &BTreeMap<String, f64>) -> Result<()> {
+    fn log(&mut self, step: u64, _epoch: u64, metrics: &BTreeMap<String, f64>) -> Result<()> {
         let mut summary = Message::new();
         for (tag, v) in metrics {
             summary = summary.message(1, &Message::new().string(1, tag).float(2, *v as f32));

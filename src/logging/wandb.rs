@@ -194,7 +194,7 @@ impl WandbWriter {
 }
 
 impl MetricSink for WandbWriter {
-    fn log(&mut self, step: u64, metrics: &BTreeMap<String, f64>) -> Result<()> {
+    fn log(&mut self, step: u64, _epoch: u64, metrics: &BTreeMap<String, f64>) -> Result<()> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs_f64())

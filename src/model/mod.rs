@@ -1,12 +1,10 @@
-//! Model definitions: the factory table (`TransformerConfig` classmethods of OLMo-core) and the
-//! transformer itself on libtorch.
+//! The transformer on libtorch, built from a `TransformerConfig` (the factory table that makes those
+//! configs lives in `config::factories`).
 pub mod attention;
 pub mod autocast;
 pub mod block;
-pub mod factories;
 pub mod norm;
 pub mod rope;
 pub mod transformer;
 
-pub use factories::{build_factory, factory_names};
 pub use transformer::Transformer;

@@ -21,20 +21,21 @@ pub struct ParamGroup {
     pub eps: f64,
 }
 
-pub struct ParamState {
-    pub step: f64,
-    pub exp_avg: Tensor,
-    pub exp_avg_sq: Tensor,
+pub(super) struct ParamState {
+    pub(super) step: f64,
+    pub(super) exp_avg: Tensor,
+    pub(super) exp_avg_sq: Tensor,
 }
 
 pub struct AdamW {
-    pub params: Vec<(String, Tensor)>,
-    pub groups: Vec<ParamGroup>,
-    pub state: Vec<Option<ParamState>>,
+    pub(super) params: Vec<(String, Tensor)>,
+    pub(super) groups: Vec<ParamGroup>,
+    /// Only through `state_dict` / `load_state_dict` from outside.
+    pub(super) state: Vec<Option<ParamState>>,
     /// `fused: true`: torch's fused kernel, one call per group.
-    pub fused: bool,
+    fused: bool,
     /// By group index, the step counts the fused kernel reads, kept on the parameters' device.
-    pub fused_steps: HashMap<usize, DeviceSteps>,
+    pub(super) fused_steps: HashMap<usize, DeviceSteps>,
 }
 
 impl AdamW {
@@ -59,7 +60,10 @@ impl AdamW {
             members.iter().for_each(|&p| assigned[p] = true);
             let mut group = default_group(cfg, members);
             for (k, v) in &o.opts {
-                let key = k.as_str().unwrap_or_default();
+                let key = k.as_str().ok_or_else(|| Error::InvalidValue {
+                    path: format!("train_module.optim.group_overrides.{i}.opts"),
+                    reason: format!("option names are strings, not {k:?}"),
+                })?;
                 let num = v.as_f64().ok_or_else(|| Error::InvalidValue {
                     path: format!("train_module.optim.group_overrides.{i}.opts.{key}"),
                     reason: "expected a number".into(),
@@ -94,6 +98,16 @@ impl AdamW {
             fused: cfg.fused == Some(true),
             fused_steps: HashMap::new(),
         })
+    }
+
+    /// The parameters, by name, in the order they were given.
+    pub fn params(&self) -> &[(String, Tensor)] {
+        &self.params
+    }
+
+    /// The parameter groups, whose LRs the scheduler sets before each step.
+    pub fn groups_mut(&mut self) -> &mut [ParamGroup] {
+        &mut self.groups
     }
 
     /// One AdamW update of every parameter that has a gradient.

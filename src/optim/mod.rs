@@ -5,5 +5,7 @@ pub mod clip;
 pub mod fused_adamw;
 pub mod grads;
 pub mod scheduler;
+pub mod state_dict;
 
 pub use adamw::AdamW;
+pub use state_dict::OptimStateDict;

@@ -307,7 +307,7 @@ fn tokenize_into(
     }
     reader
         .join()
-        .map_err(|_| Error::Usage("internal: the reader thread panicked".into()))?;
+        .map_err(|_| Error::Internal("the reader thread panicked".into()))?;
     if summary.skipped_lines > SKIPS_REPORTED_IN_FULL {
         tracing::warn!(
             "skipped {} more lines (not shown)",

@@ -50,17 +50,18 @@ impl TextTokenizer {
             path.to_path_buf()
         };
         if !file.is_file() {
-            return Err(Error::Usage(format!(
+            return Err(Error::Input {
+                path: file,
+                reason: format!(
                 "tokenizer '{name_or_path}' is neither a built-in preset ({}) nor a local tokenizer.json or folder \
                  holding one; download the tokenizer.json from its hub page and pass its path",
                 PRESET_NAMES.join(", ")
-            )));
+            ),
+            });
         }
-        let tok = tokenizers::Tokenizer::from_file(&file).map_err(|e| {
-            Error::Usage(format!(
-                "{}: not a usable tokenizer.json: {e}",
-                file.display()
-            ))
+        let tok = tokenizers::Tokenizer::from_file(&file).map_err(|e| Error::Input {
+            path: file.clone(),
+            reason: format!("not a usable tokenizer.json: {e}"),
         })?;
         Ok(Self::HuggingFace(Box::new(tok)))
     }
@@ -87,7 +88,7 @@ impl TextTokenizer {
                 // once with `set_encode_special_tokens` before sharing the tokenizer across threads.
                 let enc = t
                     .encode(text, false)
-                    .map_err(|e| Error::Usage(format!("tokenizer failed: {e}")))?;
+                    .map_err(|e| Error::Internal(format!("the tokenizer failed: {e}")))?;
                 Ok(enc.get_ids().to_vec())
             }
         }
@@ -109,7 +110,7 @@ fn dolma2() -> Result<TextTokenizer> {
     for rank in 0..CL100K_MERGEABLE {
         let bytes = base
             .decode_bytes(&[rank])
-            .map_err(|e| Error::Usage(format!("cl100k_base rank {rank}: {e}")))?;
+            .map_err(|e| Error::Internal(format!("cl100k_base rank {rank}: {e}")))?;
         encoder.insert(bytes, rank);
     }
     let specials = DOLMA2_SPECIAL_TOKENS
@@ -133,7 +134,7 @@ fn gpt2() -> Result<TextTokenizer> {
 }
 
 fn preset_error<T>(r: std::result::Result<T, impl std::fmt::Display>) -> Result<T> {
-    r.map_err(|e| Error::Usage(format!("cannot build the built-in tokenizer: {e}")))
+    r.map_err(|e| Error::Internal(format!("cannot build the built-in tokenizer: {e}")))
 }
 
 #[cfg(test)]

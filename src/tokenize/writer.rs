@@ -65,7 +65,7 @@ impl PartWriter {
         let part = self
             .open
             .as_mut()
-            .ok_or_else(|| Error::Usage("internal: no open part".into()))?;
+            .ok_or_else(|| Error::Internal("no open part".into()))?;
         part.npy
             .write_all(&self.scratch)
             .map_err(|e| Error::io(staging.join(&part.stem), e))?;

@@ -11,6 +11,16 @@ use crate::checkpoint::{self, layout, Snapshot};
 use crate::config::callbacks::CheckpointerCallback;
 use crate::error::{Error, Result};
 
+/// A save the checkpointer has decided on, before anything is copied: the caller builds the snapshot
+/// only for a plan (a snapshot copies every parameter and both AdamW moments).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SavePlan {
+    pub step: u64,
+    pub ephemeral: bool,
+    /// Written by a background thread while training goes on (the snapshot must then be a copy).
+    pub asynchronous: bool,
+}
+
 pub struct Checkpointer {
     cfg: Option<CheckpointerCallback>,
     save_folder: PathBuf,
@@ -48,13 +58,6 @@ impl Checkpointer {
         self.writer = false;
     }
 
-    /// Asynchronous saves need a copy of the state (training goes on); synchronous ones do not.
-    pub fn copies_state(&self) -> bool {
-        self.cfg
-            .as_ref()
-            .is_some_and(|c| c.save_async.unwrap_or(false))
-    }
-
     pub fn enabled(&self) -> bool {
         self.cfg.as_ref().is_some_and(|c| c.enabled)
     }
@@ -64,69 +67,58 @@ impl Checkpointer {
         serde_json::json!({ "saved": self.saved })
     }
 
-    /// Reads `state()` back.
-    pub fn saved_from_state(v: Option<&serde_json::Value>) -> Vec<(u64, bool)> {
-        v.and_then(|v| serde_json::from_value(v["saved"].clone()).ok())
-            .unwrap_or_default()
+    /// Reads `state()` back: no state (a fresh run, or a fine-tuning start) is an empty list; a state
+    /// that is not a list of saved steps is an error (the caller names the checkpoint).
+    pub fn saved_from_state(v: Option<&serde_json::Value>) -> Result<Vec<(u64, bool)>, String> {
+        let Some(v) = v else { return Ok(Vec::new()) };
+        serde_json::from_value(v["saved"].clone()).map_err(|e| {
+            format!("callbacks.checkpointer.saved is not a list of [step, ephemeral]: {e}")
+        })
     }
 
     /// Before the first step of a fresh run: OLMo-core's `pre_train_checkpoint` (default: yes).
-    pub fn pre_train(
-        &mut self,
-        step: u64,
-        snapshot: impl FnOnce() -> Snapshot,
-    ) -> Result<Option<f64>> {
+    pub fn plan_pre_train(&self, step: u64) -> Option<SavePlan> {
         let wanted = self
             .cfg
             .as_ref()
             .is_some_and(|c| c.enabled && c.pre_train_checkpoint.unwrap_or(step == 0));
-        if !wanted || self.last_saved_step == Some(step) {
-            return Ok(None);
-        }
-        self.save(step, false, false, snapshot).map(Some)
+        (wanted && self.last_saved_step != Some(step)).then_some(SavePlan {
+            step,
+            ephemeral: false,
+            asynchronous: false,
+        })
     }
 
-    /// After a step: saves if the policy says so; returns how long the step was held up.
-    pub fn after_step(
-        &mut self,
-        step: u64,
-        snapshot: impl FnOnce() -> Snapshot,
-    ) -> Result<Option<f64>> {
-        let Some(kind) = self.cfg.as_ref().and_then(|c| save_after_step(step, c)) else {
-            return Ok(None);
-        };
-        let is_async = self
-            .cfg
-            .as_ref()
-            .is_some_and(|c| c.save_async.unwrap_or(false));
-        self.save(step, kind == SaveKind::Ephemeral, is_async, snapshot)
-            .map(Some)
+    /// After a step: a save if the policy says one is due.
+    pub fn plan_after_step(&self, step: u64) -> Option<SavePlan> {
+        let cfg = self.cfg.as_ref()?;
+        let kind = save_after_step(step, cfg)?;
+        Some(SavePlan {
+            step,
+            ephemeral: kind == SaveKind::Ephemeral,
+            asynchronous: cfg.save_async.unwrap_or(false),
+        })
     }
 
-    /// At the end of training (or after a stop request): a final, synchronous checkpoint if the last
-    /// step was not saved, then waits for any background save.
-    pub fn finish(
-        &mut self,
-        step: u64,
-        snapshot: impl FnOnce() -> Snapshot,
-    ) -> Result<Option<f64>> {
+    /// At the end of training (or after a stop request): a final, synchronous save if the last step was
+    /// not saved. Call `wait` after it in any case.
+    pub fn plan_final(&self, step: u64) -> Option<SavePlan> {
         let wanted = self.enabled() && step > 0 && self.last_saved_step.is_none_or(|s| s < step);
-        let d = if wanted {
-            Some(self.save(step, false, false, snapshot)?)
-        } else {
-            None
-        };
-        self.wait()?;
-        Ok(d)
+        wanted.then_some(SavePlan {
+            step,
+            ephemeral: false,
+            asynchronous: false,
+        })
     }
 
-    fn save(
-        &mut self,
-        step: u64,
-        ephemeral: bool,
-        is_async: bool,
-        snapshot: impl FnOnce() -> Snapshot,
-    ) -> Result<f64> {
+    /// Carries out `plan`: waits for any save in flight, then writes `snapshot()` (called only on the
+    /// rank that writes) in the background or at once. Returns how long the caller was held up.
+    pub fn save(&mut self, plan: SavePlan, snapshot: impl FnOnce() -> Snapshot) -> Result<f64> {
+        let SavePlan {
+            step,
+            ephemeral,
+            asynchronous,
+        } = plan;
         let started = Instant::now();
         self.wait()?;
         if !self.writer {
@@ -142,7 +134,7 @@ impl Checkpointer {
         let snap = snapshot();
         let (folder, overwrite) = (self.save_folder.clone(), self.overwrite);
         self.last_saved_step = Some(step);
-        if is_async {
+        if asynchronous {
             let handle = std::thread::spawn(move || {
                 checkpoint::write(&snap, &folder, step, ephemeral, overwrite)
             });

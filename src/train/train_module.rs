@@ -6,27 +6,27 @@ use std::sync::Arc;
 
 use tch::{Device, Kind, Tensor};
 
-use crate::dist::reducer::{Reducer, DEFAULT_BUCKET_BYTES};
-use crate::dist::ProcessGroup;
-
-use super::loss::{labels, lm_loss, HeadScratch, LossSettings};
+use super::device_metrics::DeviceMetrics;
+use super::metric_names as names;
 use crate::config::train_module::{OptimConfig, SchedulerConfig, TransformerTrainModuleConfig};
 use crate::config::DType;
 use crate::data::Batch;
+use crate::dist::reducer::{Reducer, DEFAULT_BUCKET_BYTES};
+use crate::dist::ProcessGroup;
 use crate::error::{Error, Result};
+use crate::loss::{labels, lm_loss, HeadScratch, LossSettings};
 use crate::model::autocast::AutocastGuard;
 use crate::model::Transformer;
 use crate::optim::clip::{clip_grad_norm, grad_norm};
 use crate::optim::scheduler::lr_at;
 use crate::optim::AdamW;
 
-/// Device tensors of one step, read back to the host only when metrics are collected.
+/// What one step leaves behind for the trainer's metrics.
 pub struct StepOutputs {
-    pub ce_loss: Tensor,
-    pub z_loss: Option<Tensor>,
-    pub grad_norm: Option<Tensor>,
-    pub masked_labels: Tensor,
-    pub masked_instances: Option<Tensor>,
+    /// Device scalars by metric name (CE, z-loss, masked shares; the gradient norm once `optim_step` ran),
+    /// read back to the host only when the trainer collects metrics.
+    pub metrics: DeviceMetrics,
+    /// Each group's LR as set for this step.
     pub lrs: Vec<f64>,
 }
 
@@ -56,16 +56,13 @@ impl TrainModule {
         sequence_length: u64,
         device: Device,
     ) -> Result<Self> {
-        if cfg.rank_microbatch_size < sequence_length
-            || cfg.rank_microbatch_size % sequence_length != 0
-        {
-            return Err(Error::InvalidValue {
-                path: "train_module.rank_microbatch_size".into(),
-                reason: format!(
-                    "{} tokens must be a positive multiple of the sequence length ({sequence_length})",
-                    cfg.rank_microbatch_size
-                ),
-            });
+        // `validate` has checked the micro-batch against the sequence lengths; this only guards the
+        // division below.
+        if cfg.rank_microbatch_size < sequence_length || sequence_length == 0 {
+            return Err(Error::Internal(format!(
+                "a {}-token micro-batch holds no {sequence_length}-token instance",
+                cfg.rank_microbatch_size
+            )));
         }
         let OptimConfig::AdamW(adamw) = &cfg.optim;
         let params = model
@@ -151,12 +148,17 @@ impl TrainModule {
             parts.backward.backward();
             start += len;
         }
+        let mut metrics = DeviceMetrics::default();
+        metrics.record(names::CE_LOSS, ce_total);
+        if let Some(z) = z_total {
+            metrics.record(names::Z_LOSS, z);
+        }
+        metrics.record(names::MASKED_LABELS, masked_labels);
+        if let Some(m) = masked_instances {
+            metrics.record(names::MASKED_INSTANCES, m);
+        }
         Ok(StepOutputs {
-            ce_loss: ce_total,
-            z_loss: z_total,
-            grad_norm: None,
-            masked_labels,
-            masked_instances,
+            metrics,
             lrs: Vec::new(),
         })
     }
@@ -165,7 +167,7 @@ impl TrainModule {
     pub fn with_data_parallel(&mut self, group: Arc<ProcessGroup>) -> Result<()> {
         let params: Vec<Tensor> = self
             .optim
-            .params
+            .params()
             .iter()
             .map(|(_, p)| p.shallow_clone())
             .collect();
@@ -195,11 +197,12 @@ impl TrainModule {
 
     /// Clip, set the LR of every group for `current` of `t_max` (steps or tokens), step, zero grads.
     pub fn optim_step(&mut self, out: &mut StepOutputs, current: u64, t_max: u64) -> Result<()> {
-        out.grad_norm = Some(match self.max_grad_norm {
-            Some(max) => clip_grad_norm(&self.optim.params, max),
-            None => grad_norm(&self.optim.params),
-        });
-        for g in &mut self.optim.groups {
+        let norm = match self.max_grad_norm {
+            Some(max) => clip_grad_norm(self.optim.params(), max),
+            None => grad_norm(self.optim.params()),
+        };
+        out.metrics.record(names::GRAD_NORM, norm);
+        for g in self.optim.groups_mut() {
             if let Some(s) = &self.scheduler {
                 g.lr = lr_at(s, g.initial_lr, current, t_max)?;
             }
@@ -217,15 +220,9 @@ impl TrainModule {
     /// Whether the schedule counts tokens rather than steps.
     pub fn schedule_in_tokens(&self) -> bool {
         use crate::config::train_module::SchedulerUnits;
-        let units = match &self.scheduler {
-            Some(SchedulerConfig::Constant(s)) => s.units,
-            Some(SchedulerConfig::ConstantWithWarmup(s)) => s.units,
-            Some(SchedulerConfig::Wsd(s)) => s.units,
-            Some(SchedulerConfig::LinearWithWarmup(s)) => s.units,
-            Some(SchedulerConfig::CosWithWarmup(s)) => s.units,
-            None => SchedulerUnits::Steps,
-        };
-        units == SchedulerUnits::Tokens
+        self.scheduler
+            .as_ref()
+            .is_some_and(|s| s.units() == SchedulerUnits::Tokens)
     }
 }
 

@@ -1,0 +1,23 @@
+//! The metric names the trainer records, as OLMo-core names them (dashboards depend on them).
+pub const CE_LOSS: &str = "train/CE loss";
+pub const PPL: &str = "train/PPL";
+pub const Z_LOSS: &str = "train/Z loss";
+pub const MASKED_LABELS: &str = "train/masked labels (%)";
+pub const MASKED_INSTANCES: &str = "train/masked instances (%)";
+pub const GRAD_NORM: &str = "optim/total grad norm";
+
+pub const TOTAL_TOKENS: &str = "throughput/total tokens";
+pub const DATA_LOADING_SECONDS: &str = "throughput/device/data loading (s)";
+pub const DATA_LOADING_PERCENT: &str = "throughput/device/data loading (%)";
+pub const TPS: &str = "throughput/device/TPS";
+pub const BPS: &str = "throughput/device/BPS";
+pub const TPS_AVG: &str = "throughput/device/TPS (actual avg)";
+pub const BPS_AVG: &str = "throughput/device/BPS (actual avg)";
+pub const EVAL_SECONDS: &str = "throughput/in-loop eval time (s)";
+
+pub const CHECKPOINT_SAVE_SECONDS: &str = "checkpoint/save_duration_s";
+
+/// `optim/LR (group N)`.
+pub fn lr(group: usize) -> String {
+    format!("optim/LR (group {group})")
+}

@@ -1,0 +1,90 @@
+//! The trainer's side of checkpointing: a snapshot of the whole state, taken only for a save the
+//! checkpointer has planned, and resuming from a checkpoint's trainer state.
+use super::Trainer;
+use crate::checkpoint::{to_host, Snapshot, TrainerState};
+use crate::data::LoaderState;
+use crate::error::{Error, Result};
+use crate::train::checkpointer::SavePlan;
+
+impl Trainer {
+    /// Carries out `plan`, if any: the snapshot is taken here and nowhere else, so a step with no save
+    /// due copies nothing. Returns how long the step was held up.
+    pub(super) fn save_if_planned(&mut self, plan: Option<SavePlan>) -> Result<Option<f64>> {
+        let Some(plan) = plan else { return Ok(None) };
+        let trainer = self.trainer_state()?;
+        let (module, opts, snapshots) = (&self.module, &self.opts, &mut self.snapshots);
+        let seconds = self.checkpointer.save(plan, || {
+            *snapshots += 1;
+            // An asynchronous save writes while training goes on, so it needs copies even on the CPU.
+            let optim = module.optim.state_dict();
+            Snapshot {
+                model: to_host(module.model.named_parameters(), plan.asynchronous),
+                optim_tensors: to_host(&optim.tensors, plan.asynchronous),
+                optim_json: optim.json,
+                trainer,
+                config_json: opts.config_json.clone(),
+                data_paths: opts.data_paths.clone(),
+            }
+        })?;
+        if let Some(pg) = &self.dp {
+            // Nobody moves on (or reads the checkpoint) before rank 0 has written it.
+            self.checkpointer.wait()?;
+            pg.barrier()?;
+        }
+        Ok(Some(seconds))
+    }
+
+    /// OLMo-core's trainer state of the current step.
+    fn trainer_state(&self) -> Result<TrainerState> {
+        let mut callbacks = std::collections::BTreeMap::new();
+        callbacks.insert("checkpointer".to_string(), self.checkpointer.state());
+        let data_loader = serde_json::to_value(self.loader.state())
+            .map_err(|e| Error::Internal(format!("the data loader's state is not JSON: {e}")))?;
+        Ok(TrainerState {
+            global_step: self.progress.step,
+            global_train_tokens_seen: self.progress.tokens,
+            max_steps: self.max_steps,
+            epoch: self.progress.epoch,
+            world_size: self.dp.as_ref().map_or(1, |g| g.world_size),
+            data_loader,
+            callbacks,
+        })
+    }
+
+    /// Continues from a checkpoint: step, tokens, epoch and the exact data position.
+    pub(super) fn resume(&mut self, point: &ResumePoint) -> Result<()> {
+        self.loader.load_state(&point.loader)?;
+        self.progress.step = point.step;
+        self.progress.tokens = point.tokens;
+        self.progress.epoch = point.epoch.max(1);
+        tracing::info!(
+            "resuming training from step {}, epoch {}",
+            point.step,
+            self.progress.epoch
+        );
+        Ok(())
+    }
+}
+
+/// Where a resumed run continues: a checkpoint's step, tokens seen, epoch and data loader position.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResumePoint {
+    pub step: u64,
+    pub tokens: u64,
+    pub epoch: u64,
+    pub loader: LoaderState,
+}
+
+impl ResumePoint {
+    /// From a checkpoint's trainer state; `Err` says what in it is not a data loader state.
+    pub fn from_state(state: &TrainerState) -> std::result::Result<Self, String> {
+        let loader = serde_json::from_value(state.data_loader.clone())
+            .map_err(|e| format!("data_loader is not a data loader state: {e}"))?;
+        Ok(Self {
+            step: state.global_step,
+            tokens: state.global_train_tokens_seen,
+            epoch: state.epoch,
+            loader,
+        })
+    }
+}
