@@ -72,8 +72,14 @@ for seq in (256, 4096):
         side("data", [ref + "0)", ref + "4)"], re.escape(ref) + r"0\) (\d+)", re.escape(ref) + r"4\) (\d+)"), "inst/s")
 for f in ("olmo2_1M", "olmo2_14M"):
     ours, theirs = [f"olmo-train {f}"], [f"olmo-core {f}"]
-    row(f"train {f} tokens/s", side("train", ours, rf"olmo-train {f}: time to first step [\d.]+ s, (\d+) tokens/s"),
+    row(f"train {f} tokens/s (checkpointer off on both sides)",
+        side("train", ours, rf"olmo-train {f}: time to first step [\d.]+ s, (\d+) tokens/s"),
         side("train", theirs, rf"olmo-core {f}: time to first step [\d.]+ s, (\d+) tokens/s"), "tok/s")
+    # OLMo-core's default checkpointer, no save due in the timed steps, against olmo-train without one.
+    row(f"train {f} tokens/s, default checkpointer (vs olmo-train without)",
+        side("train", [f"olmo-train {f} default checkpointer"], rf"olmo-train {f} default checkpointer: ([\d.]+) tokens/s"),
+        side("train", ours, rf"olmo-train {f} default checkpointer: [\d.]+ tokens/s \(no checkpointer: ([\d.]+) tokens/s"),
+        "tok/s")
     row(f"train {f} time to first step", side("train", ours, rf"olmo-train {f}: time to first step ([\d.]+)"),
         side("train", theirs, rf"olmo-core {f}: time to first step ([\d.]+)"), "s", "lower")
     row(f"train {f} start-up (to first batch)", side("train", ours, rf"olmo-train {f}: .* start-up ([\d.]+) s"),

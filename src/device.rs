@@ -1,6 +1,7 @@
-//! Which device a run uses: `trainer.device` (`cpu`, `cuda`, `cuda:N`), else CUDA when present, and the
-//! GPU of each rank's `LOCAL_RANK`. Training and evaluation both choose through here.
-use tch::Device;
+//! Devices: which one a run uses (`trainer.device`: `cpu`, `cuda`, `cuda:N`, else CUDA when present, and
+//! the GPU of each rank's `LOCAL_RANK`), and reading tensor values back to the host, which training and
+//! evaluation both do only through here.
+use tch::{Device, Tensor};
 
 use crate::dist::DistEnv;
 use crate::error::{Error, Result};
@@ -47,4 +48,44 @@ fn bad_device(s: &str) -> Error {
         path: "trainer.device".into(),
         reason: format!("'{s}': expected cpu, cuda or cuda:N"),
     }
+}
+
+thread_local! {
+    /// Debug builds: the host reads this thread has made (see `read_back`).
+    static HOST_READS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Brings a tensor's values to the host: the way library code reads tensor values. On a GPU each read
+/// waits for every kernel queued before it, so the training step makes none (its metrics stay on the
+/// device until the trainer collects them); debug builds count the reads per thread, and a test asserts
+/// that a training step adds none.
+pub fn read_back<T>(t: &Tensor) -> std::result::Result<T, tch::TchError>
+where
+    T: TryFrom<Tensor, Error = tch::TchError>,
+{
+    count_host_read();
+    T::try_from(t.to_device(Device::Cpu))
+}
+
+/// A scalar tensor's value on the host (a `read_back` of one number).
+pub fn read_scalar(t: &Tensor) -> f64 {
+    count_host_read();
+    t.double_value(&[])
+}
+
+/// A copy of `t` on the host, contiguous (a `read_back` that keeps the tensor).
+pub fn host_copy(t: &Tensor) -> Tensor {
+    count_host_read();
+    t.detach().to_device(Device::Cpu).contiguous()
+}
+
+fn count_host_read() {
+    if cfg!(debug_assertions) {
+        HOST_READS.with(|c| c.set(c.get() + 1));
+    }
+}
+
+/// Debug builds: how many host reads this thread has made so far (always 0 in release builds).
+pub fn host_reads() -> u64 {
+    HOST_READS.with(|c| c.get())
 }

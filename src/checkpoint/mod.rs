@@ -35,7 +35,7 @@ pub fn to_host(tensors: &[(String, Tensor)], copy: bool) -> Vec<(String, Tensor)
     let host = |t: &Tensor| {
         let t = t.detach();
         if t.device() != Device::Cpu {
-            t.to_device(Device::Cpu).contiguous()
+            crate::device::host_copy(&t)
         } else if copy || !t.is_contiguous() {
             t.copy().contiguous()
         } else {

@@ -1,5 +1,5 @@
 //! OLMo-core's `DataCollator` for fixed-length instances: a rank batch as int64 tensors ready to move
-//! to the device, with the optional label mask, instance mask and zero-padded document lengths.
+//! to the device, with the optional label mask and instance mask, and the document lengths on the host.
 use rayon::prelude::*;
 use tch::{Device, Kind, Tensor};
 
@@ -15,8 +15,9 @@ pub struct Batch {
     pub label_mask: Option<Tensor>,
     /// `[instances]`, bool: false for instances masked by the repetition filter.
     pub instance_mask: Option<Tensor>,
-    /// `[instances, max documents]`, int64, zero-padded.
-    pub doc_lens: Option<Tensor>,
+    /// Each instance's document lengths, on the host (the model derives positions and masks from them
+    /// there, before anything goes to the device).
+    pub doc_lens: Option<Vec<Vec<i64>>>,
     pub max_doc_lens: Option<Vec<i64>>,
     /// Global instance indices, in batch order.
     pub index: Vec<u64>,
@@ -69,23 +70,15 @@ pub fn collate(dataset: &FslDataset, indices: &[u64]) -> Result<Batch> {
             Tensor::from_slice(&m)
         });
     let (doc_lens, max_doc_lens) = if instances.iter().all(|x| x.doc_lens.is_some()) && n > 0 {
-        let lens: Vec<&Vec<i64>> = instances
+        let lens: Vec<Vec<i64>> = instances
             .iter()
-            .filter_map(|x| x.doc_lens.as_ref())
+            .filter_map(|x| x.doc_lens.clone())
             .collect();
-        let width = lens.iter().map(|l| l.len()).max().unwrap_or(0);
-        let mut flat = vec![0i64; lens.len() * width];
-        for (row, l) in lens.iter().enumerate() {
-            flat[row * width..row * width + l.len()].copy_from_slice(l);
-        }
         let max: Vec<i64> = lens
             .iter()
             .map(|l| l.iter().copied().max().unwrap_or(0))
             .collect();
-        (
-            Some(Tensor::from_slice(&flat).view([n, width as i64])),
-            Some(max),
-        )
+        (Some(lens), Some(max))
     } else {
         (None, None)
     };

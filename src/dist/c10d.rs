@@ -135,11 +135,15 @@ impl ProcessGroup {
     pub fn compare_with_root(&self, values: &[i64]) -> Result<(Option<usize>, i64)> {
         let root = Tensor::from_slice(values);
         self.broadcast(std::slice::from_ref(&root), 0)?;
-        let root = Vec::<i64>::try_from(&root).map_err(|e| Error::Distributed(e.to_string()))?;
+        let root = crate::device::read_back::<Vec<i64>>(&root)
+            .map_err(|e| Error::Distributed(e.to_string()))?;
         let first_difference = values.iter().zip(&root).position(|(a, b)| a != b);
         let count = Tensor::from_slice(&[i64::from(first_difference.is_some())]);
         self.all_reduce_sum(std::slice::from_ref(&count))?;
-        Ok((first_difference, count.int64_value(&[0])))
+        Ok((
+            first_difference,
+            crate::device::read_scalar(&count.get(0)) as i64,
+        ))
     }
 }
 

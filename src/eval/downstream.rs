@@ -234,7 +234,7 @@ impl DownstreamEvaluator {
         if let Some(pg) = group {
             pg.all_reduce_sum(std::slice::from_ref(&scores))?;
         }
-        Vec::<f64>::try_from(scores.to_device(Device::Cpu)).map_err(|e| Error::Training {
+        crate::device::read_back::<Vec<f64>>(&scores).map_err(|e| Error::Training {
             step: 0,
             reason: format!("downstream evaluation: {e}"),
         })

@@ -131,8 +131,8 @@ impl InLoopEvaluator for LmEvaluator {
                 ],
                 1,
             );
-            let stats: Vec<Vec<f64>> = Vec::<Vec<f64>>::try_from(stats.to_device(Device::Cpu))
-                .map_err(|e| Error::Training {
+            let stats: Vec<Vec<f64>> =
+                crate::device::read_back::<Vec<Vec<f64>>>(&stats).map_err(|e| Error::Training {
                     step: 0,
                     reason: format!("evaluation: {e}"),
                 })?;
@@ -146,7 +146,7 @@ impl InLoopEvaluator for LmEvaluator {
         if let Some(pg) = group {
             let t = Tensor::from_slice(&totals);
             pg.all_reduce_sum(std::slice::from_ref(&t))?;
-            totals = Vec::<f64>::try_from(&t).map_err(|e| Error::Training {
+            totals = crate::device::read_back::<Vec<f64>>(&t).map_err(|e| Error::Training {
                 step: 0,
                 reason: format!("evaluation: {e}"),
             })?;

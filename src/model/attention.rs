@@ -4,8 +4,10 @@
 //! sliding window, and intra-document masking as an exact boolean mask.
 use tch::{Device, Kind, Tensor};
 
+use super::context::ForwardContext;
 use super::norm::RmsNorm;
-use super::rope::{Rope, RopeTables};
+use super::params::ParamBuilder;
+use crate::config::model::AttentionConfig;
 
 pub struct Attention {
     pub w_q: Tensor,
@@ -21,52 +23,55 @@ pub struct Attention {
     pub window: Option<i64>,
 }
 
-/// Per-forward context shared by every layer: RoPE tables and the document mask, if any.
-pub struct AttentionContext {
-    pub rope: RopeTables,
-    /// `[B, 1, T, T]` bool, true where attention is allowed (documents and causality), or `None`.
-    pub doc_mask: Option<Tensor>,
-}
-
-impl AttentionContext {
-    pub fn new(batch: i64, t: i64, doc_lens: Option<&Tensor>, device: Device, rope: &Rope) -> Self {
-        let rope = rope.tables_at(&Rope::positions(t, doc_lens, device));
-        let doc_mask = doc_lens.map(|lens| {
-            let ids = document_ids(lens, t).to_device(device);
-            let same_doc = ids.unsqueeze(2).eq_tensor(&ids.unsqueeze(1));
-            let causal = Tensor::ones([t, t], (Kind::Bool, device)).tril(0);
-            (same_doc.logical_and(&causal)).view([batch, 1, t, t])
-        });
-        Self { rope, doc_mask }
-    }
-
-    /// Explicit positions (`[B, T]`) and mask (`[B, 1, T, T]`), for packed sequences.
-    pub fn with_mask(positions: &Tensor, mask: Tensor, rope: &Rope) -> Self {
+impl Attention {
+    /// `{prefix}.w_q`, `w_k`, `w_v`, `w_out` (and `q_norm`, `k_norm` with QK-norm) for a model of
+    /// width `d_model`, queued for initialization with `std`; `window` is this layer's sliding window.
+    pub fn new(
+        p: &mut ParamBuilder,
+        prefix: &str,
+        cfg: &AttentionConfig,
+        d_model: u64,
+        std: f64,
+        window: Option<i64>,
+    ) -> Self {
+        let d = d_model as i64;
+        let n_heads = cfg.n_heads as i64;
+        let n_kv_heads = cfg.n_kv_heads() as i64;
+        let head_dim = cfg.head_dim(d_model) as i64;
+        let w_q = p.weight(prefix, "w_q", &[n_heads * head_dim, d]);
+        let w_k = p.weight(prefix, "w_k", &[n_kv_heads * head_dim, d]);
+        let w_v = p.weight(prefix, "w_v", &[n_kv_heads * head_dim, d]);
+        let w_out = p.weight(prefix, "w_out", &[d, n_heads * head_dim]);
+        for w in [&w_q, &w_k, &w_v, &w_out] {
+            p.init(w, std);
+        }
+        let (q_norm, k_norm) = match &cfg.qk_norm {
+            Some(norm) => {
+                let eps = norm.eps.unwrap_or(1e-5);
+                let q = p.weight(prefix, "q_norm", &[n_heads * head_dim]);
+                let k = p.weight(prefix, "k_norm", &[n_kv_heads * head_dim]);
+                (
+                    Some(RmsNorm { weight: q, eps }),
+                    Some(RmsNorm { weight: k, eps }),
+                )
+            }
+            None => (None, None),
+        };
         Self {
-            rope: rope.tables_at(&positions.to_kind(Kind::Float)),
-            doc_mask: Some(mask),
+            w_q,
+            w_k,
+            w_v,
+            w_out,
+            q_norm,
+            k_norm,
+            n_heads,
+            n_kv_heads,
+            head_dim,
+            window,
         }
     }
-}
 
-/// The document index of every token, `[B, T]`, from zero-padded document lengths.
-fn document_ids(lens: &Tensor, t: i64) -> Tensor {
-    let rows: Vec<Vec<i64>> =
-        Vec::<Vec<i64>>::try_from(lens.to_device(Device::Cpu)).unwrap_or_default();
-    let ids: Vec<i64> = rows
-        .iter()
-        .flat_map(|row| {
-            row.iter()
-                .filter(|&&l| l > 0)
-                .enumerate()
-                .flat_map(|(d, &l)| std::iter::repeat_n(d as i64, l as usize))
-        })
-        .collect();
-    Tensor::from_slice(&ids).view([rows.len() as i64, t])
-}
-
-impl Attention {
-    pub fn forward(&self, x: &Tensor, ctx: &AttentionContext) -> Tensor {
+    pub fn forward(&self, x: &Tensor, ctx: &ForwardContext) -> Tensor {
         let (b, t, _) = x.size3().unwrap_or((0, 0, 0));
         let mut q = x.linear::<Tensor>(&self.w_q, None);
         let mut k = x.linear::<Tensor>(&self.w_k, None);
@@ -101,7 +106,7 @@ impl Attention {
     }
 
     /// The explicit mask when plain causal attention is not enough (documents or a short window).
-    fn mask(&self, t: i64, ctx: &AttentionContext, device: Device) -> Option<Tensor> {
+    fn mask(&self, t: i64, ctx: &ForwardContext, device: Device) -> Option<Tensor> {
         let window = self.window.filter(|&w| w < t).map(|w| {
             // Keys j with i - (w - 1) <= j <= i: OLMo-core's window_size (w - 1, 0).
             let ones = Tensor::ones([t, t], (Kind::Bool, device));

@@ -3,8 +3,12 @@
 //! feed-forward `w2(silu(w1(x)) * w3(x))`.
 use tch::Tensor;
 
-use super::attention::{Attention, AttentionContext};
+use super::attention::Attention;
+use super::context::ForwardContext;
 use super::norm::RmsNorm;
+use super::params::ParamBuilder;
+use crate::config::model::{BlockName, TransformerConfig};
+use crate::error::{Error, Result};
 
 pub struct FeedForward {
     pub w1: Tensor,
@@ -13,6 +17,18 @@ pub struct FeedForward {
 }
 
 impl FeedForward {
+    /// `{prefix}.w1`, `w2`, `w3` for a hidden size of `hidden`, queued for initialization in OLMo-core's
+    /// order (w1, w3, w2).
+    pub fn new(p: &mut ParamBuilder, prefix: &str, d_model: i64, hidden: i64, std: f64) -> Self {
+        let w1 = p.weight(prefix, "w1", &[hidden, d_model]);
+        let w2 = p.weight(prefix, "w2", &[d_model, hidden]);
+        let w3 = p.weight(prefix, "w3", &[hidden, d_model]);
+        for w in [&w1, &w3, &w2] {
+            p.init(w, std);
+        }
+        Self { w1, w2, w3 }
+    }
+
     pub fn forward(&self, x: &Tensor) -> Tensor {
         let gate = x.linear::<Tensor>(&self.w1, None).silu();
         (gate * x.linear::<Tensor>(&self.w3, None)).linear::<Tensor>(&self.w2, None)
@@ -36,7 +52,70 @@ pub struct Block {
 }
 
 impl Block {
-    pub fn forward(&self, x: &Tensor, ctx: &AttentionContext) -> Tensor {
+    /// Block `index` of the model `cfg` describes, under `blocks.{index}`.
+    pub fn new(p: &mut ParamBuilder, cfg: &TransformerConfig, index: usize) -> Result<Self> {
+        let placement = match cfg.block.name {
+            BlockName::Default => NormPlacement::Pre,
+            BlockName::ReorderedNorm => NormPlacement::Reordered,
+            other => {
+                return Err(Error::NotSupported {
+                    path: "model.block.name".into(),
+                    value: format!("{other:?}"),
+                    hint: "block kinds built: default, reordered_norm".into(),
+                })
+            }
+        };
+        let ff = cfg
+            .block
+            .feed_forward
+            .as_ref()
+            .ok_or_else(|| Error::NotSupported {
+                path: "model.block.feed_forward".into(),
+                value: "null".into(),
+                hint: "a dense feed-forward is required".into(),
+            })?;
+        let prefix = format!("blocks.{index}");
+        let d = cfg.d_model as i64;
+        let eps = cfg
+            .block
+            .layer_norm
+            .as_ref()
+            .and_then(|n| n.eps)
+            .unwrap_or(1e-5);
+        let window = cfg.layer_window(index).map(|w| w as i64);
+        let attention = Attention::new(
+            p,
+            &format!("{prefix}.attention"),
+            &cfg.block.sequence_mixer,
+            cfg.d_model,
+            cfg.init_std,
+            window,
+        );
+        let attention_norm = RmsNorm {
+            weight: p.weight(&prefix, "attention_norm", &[d]),
+            eps,
+        };
+        let feed_forward = FeedForward::new(
+            p,
+            &format!("{prefix}.feed_forward"),
+            d,
+            ff.hidden_size as i64,
+            cfg.init_std,
+        );
+        let feed_forward_norm = RmsNorm {
+            weight: p.weight(&prefix, "feed_forward_norm", &[d]),
+            eps,
+        };
+        Ok(Self {
+            attention,
+            attention_norm,
+            feed_forward,
+            feed_forward_norm,
+            placement,
+        })
+    }
+
+    pub fn forward(&self, x: &Tensor, ctx: &ForwardContext) -> Tensor {
         match self.placement {
             NormPlacement::Pre => {
                 let h = x + self.attention.forward(&self.attention_norm.forward(x), ctx);

@@ -3,8 +3,13 @@
 pub mod attention;
 pub mod autocast;
 pub mod block;
+pub mod context;
 pub mod norm;
+pub mod params;
 pub mod rope;
 pub mod transformer;
+pub mod units;
 
+pub use context::DocLens;
 pub use transformer::Transformer;
+pub use units::Unit;

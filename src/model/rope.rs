@@ -1,7 +1,7 @@
 //! Rotary position embeddings as OLMo-core's `RotaryEmbedding` (`name: default`): NeoX/HF
 //! "rotate half" layout, sin/cos of `cat(freqs, freqs)` built in fp32, applied in fp32
-//! (`full_precision`) and cast back. Positions restart at 0 for every document when the batch
-//! carries document lengths (intra-document masking).
+//! (`full_precision`) and cast back. The positions come from the forward's context (restarting at 0 for
+//! every document under intra-document masking).
 use tch::{Device, Kind, Tensor};
 
 pub struct Rope {
@@ -26,29 +26,6 @@ impl Rope {
         let freqs = positions.unsqueeze(1) * self.inv_freq(positions.device()).unsqueeze(0);
         let emb = Tensor::cat(&[&freqs, &freqs], -1);
         (emb.sin(), emb.cos())
-    }
-
-    /// Position of every token: `0..T` for each row, or restarting per document when `doc_lens`
-    /// (`[B, max_docs]`, zero-padded) is given. Shape `[B or 1, T]`, fp32.
-    pub fn positions(t: i64, doc_lens: Option<&Tensor>, device: Device) -> Tensor {
-        match doc_lens {
-            None => Tensor::arange(t, (Kind::Float, device)).unsqueeze(0),
-            Some(lens) => {
-                let lens: Vec<Vec<i64>> =
-                    Vec::<Vec<i64>>::try_from(lens.to_device(Device::Cpu)).unwrap_or_default();
-                let rows: Vec<f32> = lens
-                    .iter()
-                    .flat_map(|row| {
-                        row.iter()
-                            .filter(|&&l| l > 0)
-                            .flat_map(|&l| (0..l).map(|p| p as f32))
-                    })
-                    .collect();
-                Tensor::from_slice(&rows)
-                    .view([lens.len() as i64, t])
-                    .to_device(device)
-            }
-        }
     }
 
     /// The sin/cos tables for `positions` (`[B or 1, T]`), built once per forward and shared by

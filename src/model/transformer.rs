@@ -1,21 +1,22 @@
 //! OLMo-core's `Transformer` for the dense factories: embeddings, blocks, final RMSNorm and an untied
 //! LM head, with OLMo-core's state-dict names (`blocks.0.attention.w_q.weight`, ...) and parameter order,
 //! fp32 master weights, and its `normal` initialization.
-use tch::nn::{self, Init};
+use tch::nn;
 use tch::{Device, Kind, Tensor};
 
-use super::attention::{Attention, AttentionContext};
-use super::block::{Block, FeedForward, NormPlacement};
+use super::block::Block;
+use super::context::{DocLens, ForwardContext};
 use super::norm::RmsNorm;
+use super::params::ParamBuilder;
 use super::rope::Rope;
-use crate::config::model::{BlockName, TransformerConfig};
-use crate::error::{Error, Result};
+use crate::config::model::TransformerConfig;
+use crate::error::Result;
 
 pub struct Transformer {
     pub vs: nn::VarStore,
-    embeddings: Tensor,
-    blocks: Vec<Block>,
-    head_norm: RmsNorm,
+    pub(super) embeddings: Tensor,
+    pub(super) blocks: Vec<Block>,
+    pub(super) head_norm: RmsNorm,
     w_out: Tensor,
     rope: Rope,
     /// Parameters in OLMo-core's `named_parameters()` order.
@@ -28,133 +29,35 @@ impl Transformer {
     /// Builds the model on `device` with all weights zero (call `init_weights` or load a state).
     pub fn new(cfg: &TransformerConfig, device: Device) -> Result<Self> {
         let vs = nn::VarStore::new(device);
-        let root = vs.root();
+        let mut p = ParamBuilder::new(&vs);
         let d = cfg.d_model as i64;
-        let vocab = cfg.vocab_size as i64;
-        let att_cfg = &cfg.block.sequence_mixer;
-        let n_heads = att_cfg.n_heads as i64;
-        let n_kv = att_cfg.n_kv_heads() as i64;
-        let hd = att_cfg.head_dim(cfg.d_model) as i64;
-        let ff_cfg = cfg
-            .block
-            .feed_forward
-            .as_ref()
-            .ok_or_else(|| Error::InvalidValue {
-                path: "model.block.feed_forward".into(),
-                reason: "a dense feed-forward is required".into(),
-            })?;
-        let hidden = ff_cfg.hidden_size as i64;
-        let eps = |n: &Option<crate::config::model::LayerNormConfig>| {
-            n.as_ref().and_then(|n| n.eps).unwrap_or(1e-5)
-        };
-        let block_eps = eps(&cfg.block.layer_norm);
-        let qk_eps = eps(&att_cfg.qk_norm);
-        let placement = match cfg.block.name {
-            BlockName::Default => NormPlacement::Pre,
-            BlockName::ReorderedNorm => NormPlacement::Reordered,
-            other => {
-                return Err(Error::NotSupported {
-                    path: "model.block.name".into(),
-                    value: format!("{other:?}"),
-                    hint: "block kinds built: default, reordered_norm".into(),
-                })
-            }
-        };
-        let theta = att_cfg.rope.as_ref().map_or(500_000, |r| r.theta) as f64;
-        let std = cfg.init_std;
-        let emb_std = cfg.embedding_init_std.unwrap_or(std);
-
-        let mut params = Vec::new();
-        let mut init_order = Vec::new();
-        // `prefix` is the module path of `name` (OLMo-core's dotted state-dict prefix).
-        let mut weight = |prefix: &str, name: &str, dims: &[i64]| -> Tensor {
-            let path = prefix
-                .split('.')
-                .filter(|p| !p.is_empty())
-                .fold(root.clone(), |p, c| p.sub(c));
-            let t = path.sub(name).var("weight", dims, Init::Const(0.0));
-            let full = if prefix.is_empty() {
-                format!("{name}.weight")
-            } else {
-                format!("{prefix}.{name}.weight")
-            };
-            params.push((full, t.shallow_clone()));
-            t
-        };
-        let embeddings = weight("", "embeddings", &[vocab, d]);
-        init_order.push((embeddings.shallow_clone(), emb_std));
-        let mut blocks = Vec::with_capacity(cfg.n_layers as usize);
-        for i in 0..cfg.n_layers as usize {
-            let bp = format!("blocks.{i}");
-            let ap = format!("{bp}.attention");
-            let fp = format!("{bp}.feed_forward");
-            let w_q = weight(&ap, "w_q", &[n_heads * hd, d]);
-            let w_k = weight(&ap, "w_k", &[n_kv * hd, d]);
-            let w_v = weight(&ap, "w_v", &[n_kv * hd, d]);
-            let w_out = weight(&ap, "w_out", &[d, n_heads * hd]);
-            let (q_norm, k_norm) = if att_cfg.qk_norm.is_some() {
-                let q = weight(&ap, "q_norm", &[n_heads * hd]);
-                let k = weight(&ap, "k_norm", &[n_kv * hd]);
-                (
-                    Some(RmsNorm {
-                        weight: q,
-                        eps: qk_eps,
-                    }),
-                    Some(RmsNorm {
-                        weight: k,
-                        eps: qk_eps,
-                    }),
-                )
-            } else {
-                (None, None)
-            };
-            let attention_norm = RmsNorm {
-                weight: weight(&bp, "attention_norm", &[d]),
-                eps: block_eps,
-            };
-            let w1 = weight(&fp, "w1", &[hidden, d]);
-            let w2 = weight(&fp, "w2", &[d, hidden]);
-            let w3 = weight(&fp, "w3", &[hidden, d]);
-            let feed_forward_norm = RmsNorm {
-                weight: weight(&bp, "feed_forward_norm", &[d]),
-                eps: block_eps,
-            };
-            for w in [&w_q, &w_k, &w_v, &w_out, &w1, &w3, &w2] {
-                init_order.push((w.shallow_clone(), std));
-            }
-            let window = cfg.layer_window(i).map(|w| w as i64);
-            blocks.push(Block {
-                attention: Attention {
-                    w_q,
-                    w_k,
-                    w_v,
-                    w_out,
-                    q_norm,
-                    k_norm,
-                    n_heads,
-                    n_kv_heads: n_kv,
-                    head_dim: hd,
-                    window,
-                },
-                attention_norm,
-                feed_forward: FeedForward { w1, w2, w3 },
-                feed_forward_norm,
-                placement,
-            });
-        }
+        let embeddings = p.weight("", "embeddings", &[cfg.vocab_size as i64, d]);
+        p.init(&embeddings, cfg.embedding_init_std.unwrap_or(cfg.init_std));
+        let blocks = (0..cfg.n_layers as usize)
+            .map(|i| Block::new(&mut p, cfg, i))
+            .collect::<Result<Vec<_>>>()?;
         let head_norm = RmsNorm {
-            weight: weight("lm_head", "norm", &[d]),
-            eps: eps(&cfg.lm_head.layer_norm),
+            weight: p.weight("lm_head", "norm", &[d]),
+            eps: cfg
+                .lm_head
+                .layer_norm
+                .as_ref()
+                .and_then(|n| n.eps)
+                .unwrap_or(1e-5),
         };
-        let w_out = weight("lm_head", "w_out", &[vocab, d]);
-        init_order.push((w_out.shallow_clone(), std));
+        let w_out = p.weight("lm_head", "w_out", &[cfg.vocab_size as i64, d]);
+        p.init(&w_out, cfg.init_std);
+        let attention = &cfg.block.sequence_mixer;
+        let theta = attention.rope.as_ref().map_or(500_000, |r| r.theta) as f64;
+        let rope = Rope::new(attention.head_dim(cfg.d_model) as i64, theta);
+        let (params, init_order) = (p.params, p.init_order);
         let model = Self {
             vs,
             embeddings,
             blocks,
             head_norm,
             w_out,
-            rope: Rope::new(hd, theta),
+            rope,
             params,
             init_order,
         };
@@ -200,17 +103,15 @@ impl Transformer {
 
     /// Logits `[B, T, vocab]` for token ids `[B, T]`; with `doc_lens`, attention stays within documents
     /// and RoPE positions restart per document.
-    pub fn forward(&self, input_ids: &Tensor, doc_lens: Option<&Tensor>) -> Tensor {
+    pub fn forward(&self, input_ids: &Tensor, doc_lens: Option<&DocLens>) -> Tensor {
         self.forward_hidden(input_ids, doc_lens)
             .linear::<Tensor>(&self.w_out, None)
     }
 
     /// The final-norm hidden states `[B, T, d_model]`: everything but the LM head's projection, so
     /// training can compute the loss in chunks without materializing all logits.
-    pub fn forward_hidden(&self, input_ids: &Tensor, doc_lens: Option<&Tensor>) -> Tensor {
-        let (b, t) = input_ids.size2().unwrap_or((0, 0));
-        let ctx = AttentionContext::new(b, t, doc_lens, input_ids.device(), &self.rope);
-        self.hidden_in(input_ids, &ctx)
+    pub fn forward_hidden(&self, input_ids: &Tensor, doc_lens: Option<&DocLens>) -> Tensor {
+        self.fold_units(input_ids, &self.context(input_ids, doc_lens))
     }
 
     /// The final-norm hidden states for packed sequences with explicit RoPE `positions` (`[B, T]`) and
@@ -222,17 +123,21 @@ impl Transformer {
         positions: &Tensor,
         mask: &Tensor,
     ) -> Tensor {
-        let ctx = AttentionContext::with_mask(positions, mask.shallow_clone(), &self.rope);
-        self.hidden_in(input_ids, &ctx)
+        let ctx = ForwardContext::with_mask(positions, mask.shallow_clone(), &self.rope);
+        self.fold_units(input_ids, &ctx)
     }
 
-    /// Embeddings, every block under `ctx`, then the final norm.
-    fn hidden_in(&self, input_ids: &Tensor, ctx: &AttentionContext) -> Tensor {
-        let mut h = Tensor::embedding(&self.embeddings, input_ids, -1, false, false);
-        for block in &self.blocks {
-            h = block.forward(&h, ctx);
-        }
-        self.head_norm.forward(&h)
+    /// The context every unit of a forward over `input_ids` (`[B, T]`) shares.
+    pub fn context(&self, input_ids: &Tensor, doc_lens: Option<&DocLens>) -> ForwardContext {
+        let (b, t) = input_ids.size2().unwrap_or((0, 0));
+        ForwardContext::new(b, t, doc_lens, input_ids.device(), &self.rope)
+    }
+
+    /// Every unit in order, each on the previous one's output.
+    fn fold_units(&self, input_ids: &Tensor, ctx: &ForwardContext) -> Tensor {
+        self.units()
+            .into_iter()
+            .fold(input_ids.shallow_clone(), |x, u| self.run_unit(u, &x, ctx))
     }
 
     /// Whether any layer uses sliding-window attention (whose window follows sequence order, so packed
@@ -264,8 +169,5 @@ fn trunc_normal(t: &Tensor, std: f64) {
 
 /// Python's `math.erf` (IEEE double; the same value CPython's libm gives).
 fn libm_erf(x: f64) -> f64 {
-    Tensor::from(x)
-        .to_kind(Kind::Double)
-        .erf()
-        .double_value(&[])
+    crate::device::read_scalar(&Tensor::from(x).to_kind(Kind::Double).erf())
 }

@@ -1,9 +1,10 @@
 //! A step's metrics that live on the device (loss, gradient norm, ...), recorded by name and brought to
 //! the host only when the trainer collects: many steps' values in one transfer (one host sync), reduced
 //! over the data-parallel ranks in one collective.
-use tch::{Device, Kind, Tensor};
+use tch::{Kind, Tensor};
 
 use super::metrics::StepMetrics;
+use crate::device::host_copy;
 use crate::dist::ProcessGroup;
 use crate::error::{Error, Result};
 
@@ -36,9 +37,7 @@ impl DeviceMetrics {
         if scalars.is_empty() {
             return Ok(steps.iter().map(|_| StepMetrics::new()).collect());
         }
-        let mut all = Tensor::cat(&scalars, 0)
-            .to_kind(Kind::Double)
-            .to_device(Device::Cpu);
+        let mut all = host_copy(&Tensor::cat(&scalars, 0).to_kind(Kind::Double));
         if let Some(pg) = group {
             pg.all_reduce_sum(&[all.shallow_clone()])?;
             all /= pg.world_size as f64;

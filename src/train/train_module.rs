@@ -97,7 +97,6 @@ impl TrainModule {
             .instance_mask
             .as_ref()
             .map(|m| m.to_device(self.device));
-        let doc_lens = batch.doc_lens.as_ref().map(|d| d.to_device(self.device));
         let labels = labels(
             &input_ids,
             label_mask.as_ref(),
@@ -130,9 +129,12 @@ impl TrainModule {
             let len = self.microbatch_instances.min(n - start);
             let ids = input_ids.narrow(0, start, len);
             let lab = labels.narrow(0, start, len);
-            let docs = doc_lens.as_ref().map(|d| d.narrow(0, start, len));
+            let docs = batch
+                .doc_lens
+                .as_ref()
+                .map(|d| &d[start as usize..(start + len) as usize]);
             let autocast = self.bf16_autocast.then(|| AutocastGuard::bf16(self.device));
-            let hidden = self.model.forward_hidden(&ids, docs.as_ref());
+            let hidden = self.model.forward_hidden(&ids, docs);
             let head = self.model.lm_head_weight();
             let parts = lm_loss(&hidden, head, &lab, &div, &settings, &mut self.head_scratch);
             drop(autocast);
@@ -229,7 +231,7 @@ impl TrainModule {
 /// A digest of a tensor's exact bytes (std's SipHash with its fixed keys: the same on every process).
 fn digest(t: &Tensor) -> i64 {
     use std::hash::{Hash, Hasher};
-    let host = t.detach().to_device(tch::Device::Cpu).contiguous();
+    let host = crate::device::host_copy(t);
     let n = host.numel() * host.kind().elt_size_in_bytes();
     // SAFETY: `host` is a contiguous CPU tensor of exactly `n` bytes, alive for this borrow.
     let bytes = unsafe { std::slice::from_raw_parts(host.data_ptr() as *const u8, n) };
@@ -248,5 +250,54 @@ mod digest_tests {
         let b = Tensor::from_slice(&[1.0f32, 2.0, f32::from_bits(3.0f32.to_bits() ^ 1)]);
         assert_eq!(digest(&a), digest(&a.copy()));
         assert_ne!(digest(&a), digest(&b));
+    }
+}
+
+#[cfg(test)]
+mod host_read_tests {
+    use super::*;
+    use crate::config::factories::build_factory;
+    use crate::config::train_module::CosWithWarmup;
+    use crate::device::host_reads;
+    use crate::train::device_metrics::DeviceMetrics;
+
+    /// A training step (micro-batches with intra-document masking, clipping, the optimizer) reads
+    /// nothing back to the host: on a GPU each read would stall the queue. Only metric collection does.
+    #[test]
+    fn a_training_step_makes_no_host_read() {
+        let cfg = TransformerTrainModuleConfig {
+            rank_microbatch_size: 16,
+            max_sequence_length: 8,
+            max_grad_norm: Some(1.0),
+            z_loss_multiplier: Some(1e-4),
+            scheduler: Some(SchedulerConfig::CosWithWarmup(CosWithWarmup::with_warmup(
+                2,
+            ))),
+            ..Default::default()
+        };
+        let model = Transformer::new(&build_factory("olmo2_1M", 64).unwrap(), Device::Cpu).unwrap();
+        model.init_weights(0);
+        let mut module = TrainModule::new(&cfg, model, 8, Device::Cpu).unwrap();
+        let batch = Batch {
+            input_ids: Tensor::randint(64, [4, 8], (Kind::Int64, Device::Cpu)),
+            label_mask: None,
+            instance_mask: Some(Tensor::from_slice(&[true, true, false, true])),
+            doc_lens: Some(vec![vec![3, 5], vec![8], vec![2, 2, 4], vec![8]]),
+            max_doc_lens: None,
+            index: vec![0, 1, 2, 3],
+            files: vec![0; 4],
+        };
+        let before = host_reads();
+        let mut out = module.train_batch(&batch).unwrap();
+        module.optim_step(&mut out, 1, 10).unwrap();
+        assert_eq!(
+            host_reads(),
+            before,
+            "the step read tensors back to the host"
+        );
+        // The counter does count: collecting the step's metrics is one read.
+        let values = DeviceMetrics::to_host(&[&out.metrics], None, 1).unwrap();
+        assert_eq!(host_reads(), before + 1);
+        assert!(values[0][names::CE_LOSS].is_finite());
     }
 }

@@ -332,7 +332,7 @@ impl Trainer {
         let Some(pg) = &self.dp else { return Ok(local) };
         let flag = Tensor::from_slice(&[f32::from(u8::from(local))]);
         pg.all_reduce_sum(&[flag.shallow_clone()])?;
-        Ok(flag.double_value(&[0]) > 0.0)
+        Ok(crate::device::read_scalar(&flag.get(0)) > 0.0)
     }
 
     /// Runs the evaluators `pick` selects now; their metrics plus the time they took.
