@@ -3,7 +3,6 @@
 //! evaluation both do only through here.
 use tch::{Device, Tensor};
 
-use crate::dist::DistEnv;
 use crate::error::{Error, Result};
 
 /// `trainer.device`, or CUDA when present, else CPU.
@@ -33,11 +32,11 @@ pub fn select_device(requested: Option<&str>) -> Result<Device> {
 
 /// With several ranks on a GPU machine and no explicit `trainer.device`, each rank takes the GPU of its
 /// `LOCAL_RANK` (as torchrun users expect), wrapping around when there are fewer GPUs than ranks.
-pub fn rank_device(device: Device, automatic: bool, dist: &DistEnv) -> Device {
+pub fn rank_device(device: Device, automatic: bool, local_rank: u64, world_size: u64) -> Device {
     match device {
-        Device::Cuda(_) if automatic && dist.world_size > 1 => {
+        Device::Cuda(_) if automatic && world_size > 1 => {
             let count = tch::Cuda::device_count().max(1) as u64;
-            Device::Cuda((dist.local_rank % count) as usize)
+            Device::Cuda((local_rank % count) as usize)
         }
         d => d,
     }

@@ -1,7 +1,14 @@
 //! olmo-train: OLMo-core's pretraining recipe as one Rust binary on libtorch.
 //!
-//! The library holds all logic; `main.rs` only parses argv, sets up logging and maps errors to exit
-//! codes. Dependencies point one way: `error`, `config` ← `model`, `tokenize` ← `dry_run` ← `cli`.
+//! The library holds all logic; `main.rs` only parses argv, sets up logging and signals, and maps errors
+//! to exit codes. Dependencies point one way, each layer using only the ones above it:
+//!
+//! 1. `error`, `token_dtype`, `shim_error`, `loss`, `logging`, `process_setup`
+//! 2. `config` (the config tree, the factory table), `tokenize` (then `progress`), `device`
+//! 3. `model`, `data`, `optim`, `dist`, `checkpoint`
+//! 4. `validate` (config + optim's schedulers), `eval` (model, data, checkpoint, dist, loss)
+//! 5. `train` (everything above, `eval` included; nothing imports it but the commands)
+//! 6. `dry_run`, `launch`, `cli` (the commands)
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 

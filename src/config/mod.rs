@@ -7,6 +7,7 @@ pub mod data;
 pub mod example;
 pub mod factories;
 pub mod model;
+mod model_size;
 pub mod overrides;
 pub mod resolve;
 pub mod support;

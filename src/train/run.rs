@@ -29,7 +29,8 @@ pub fn train(config: &ExperimentConfig, stop: Arc<AtomicBool>) -> Result<TrainSu
     let device = rank_device(
         select_device(config.trainer.device.as_deref())?,
         config.trainer.device.is_none(),
-        &dist,
+        dist.local_rank,
+        dist.world_size,
     );
     tracing::info!("training on {device:?}");
     let group = (dist.world_size > 1)
