@@ -4,7 +4,7 @@
 # with the same number of torch threads. Reports tokens/s after the first step, time to first step
 # (from the moment this shell starts the process to the end of step 1, the same clock for both sides;
 # process exit is not counted for either), start-up (the part of that before step 1's own compute) and
-# peak RSS. Models: olmo2_1M and olmo2_14M (dolma2 vocab).
+# peak RSS. Models: olmo2_1M and olmo2_14M (dolma2 vocab; FACTORIES picks).
 # olmo-train runs twice per factory, interleaved PAIRS times (medians): with `--trainer.no_checkpoints` (the
 # row against OLMo-core, whose side here has no checkpointer) and with OLMo-core's default checkpointer
 # (save_interval 1000, ephemeral_save_interval 100, save_async true), which saves at step 0 and after the
@@ -92,7 +92,7 @@ olmo_core_row() { # factory
     echo "olmo-core $1: peak RSS $(($(tail -1 "$OUT/rss-ref") / 1024)) MiB"
 }
 
-for factory in olmo2_1M olmo2_14M; do
+for factory in ${FACTORIES:-olmo2_1M olmo2_14M}; do
     olmo_train_row "$factory"
     olmo_core_row "$factory"
 done
