@@ -10,7 +10,9 @@ use tch::{Kind, Tensor};
 
 use super::{layout, tensor_io};
 use crate::config::factories::{build_factory, llama_like};
-use crate::config::model::{BlockName, SlidingWindowAttentionConfig, TransformerConfig};
+use crate::config::model::{
+    BlockName, LayerNormConfig, SlidingWindowAttentionConfig, TransformerConfig,
+};
 use crate::config::{ExampleOptions, ExperimentConfig};
 use crate::error::{Error, Result};
 
@@ -295,12 +297,7 @@ pub fn to_hf(ckpt: &Path, out: &Path, dtype: Kind) -> Result<PathBuf> {
 
 fn hf_config(m: &TransformerConfig, family: Family, dtype: Kind) -> Result<Value> {
     let att = &m.block.sequence_mixer;
-    let eps = m
-        .block
-        .layer_norm
-        .as_ref()
-        .and_then(|n| n.eps)
-        .unwrap_or(1e-5);
+    let eps = LayerNormConfig::eps_of(m.block.layer_norm.as_ref());
     let theta = att.rope.as_ref().map_or(10_000, |r| r.theta);
     let (arch, model_type) = match family {
         Family::Llama => ("LlamaForCausalLM", "llama"),

@@ -59,6 +59,11 @@ impl Default for LayerNormConfig {
 }
 
 impl LayerNormConfig {
+    /// The eps of an optional norm (OLMo-core's default, 1e-5, when unset).
+    pub fn eps_of(norm: Option<&LayerNormConfig>) -> f64 {
+        norm.and_then(|n| n.eps).unwrap_or(1e-5)
+    }
+
     /// Parameters of one norm over `size` features (weight, plus bias when enabled).
     pub fn num_params(&self, size: u64) -> u64 {
         let affine = self.elementwise_affine.unwrap_or(true);

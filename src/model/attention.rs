@@ -7,7 +7,7 @@ use tch::{Device, Kind, Tensor};
 use super::context::ForwardContext;
 use super::norm::RmsNorm;
 use super::params::ParamBuilder;
-use crate::config::model::AttentionConfig;
+use crate::config::model::{AttentionConfig, LayerNormConfig};
 
 pub struct Attention {
     pub w_q: Tensor,
@@ -47,7 +47,7 @@ impl Attention {
         }
         let (q_norm, k_norm) = match &cfg.qk_norm {
             Some(norm) => {
-                let eps = norm.eps.unwrap_or(1e-5);
+                let eps = LayerNormConfig::eps_of(Some(norm));
                 let q = p.weight(prefix, "q_norm", &[n_heads * head_dim]);
                 let k = p.weight(prefix, "k_norm", &[n_kv_heads * head_dim]);
                 (

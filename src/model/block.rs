@@ -7,7 +7,7 @@ use super::attention::Attention;
 use super::context::ForwardContext;
 use super::norm::RmsNorm;
 use super::params::ParamBuilder;
-use crate::config::model::{BlockName, TransformerConfig};
+use crate::config::model::{BlockName, LayerNormConfig, TransformerConfig};
 use crate::error::{Error, Result};
 
 pub struct FeedForward {
@@ -76,12 +76,7 @@ impl Block {
             })?;
         let prefix = format!("blocks.{index}");
         let d = cfg.d_model as i64;
-        let eps = cfg
-            .block
-            .layer_norm
-            .as_ref()
-            .and_then(|n| n.eps)
-            .unwrap_or(1e-5);
+        let eps = LayerNormConfig::eps_of(cfg.block.layer_norm.as_ref());
         let window = cfg.layer_window(index).map(|w| w as i64);
         let attention = Attention::new(
             p,

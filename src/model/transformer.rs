@@ -9,7 +9,7 @@ use super::context::{DocLens, ForwardContext};
 use super::norm::RmsNorm;
 use super::params::ParamBuilder;
 use super::rope::Rope;
-use crate::config::model::TransformerConfig;
+use crate::config::model::{LayerNormConfig, TransformerConfig};
 use crate::error::Result;
 
 pub struct Transformer {
@@ -38,12 +38,7 @@ impl Transformer {
             .collect::<Result<Vec<_>>>()?;
         let head_norm = RmsNorm {
             weight: p.weight("lm_head", "norm", &[d]),
-            eps: cfg
-                .lm_head
-                .layer_norm
-                .as_ref()
-                .and_then(|n| n.eps)
-                .unwrap_or(1e-5),
+            eps: LayerNormConfig::eps_of(cfg.lm_head.layer_norm.as_ref()),
         };
         let w_out = p.weight("lm_head", "w_out", &[cfg.vocab_size as i64, d]);
         p.init(&w_out, cfg.init_std);
