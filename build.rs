@@ -20,13 +20,14 @@ fn main() {
     }
 }
 
-/// Compiles the C++ shims (cpp/: c10d, autocast, optimizer) against the wheel's headers and Debian's gloo headers (unpacked into
+/// Compiles the C++ shims (cpp/: c10d, autocast, optimizer, CUDA probe) against the wheel's headers and Debian's gloo headers (unpacked into
 /// `.deps/gloo` by scripts/setup.sh; the wheel ships none), BUILD-NOTES.md §3.
 fn build_c10d_shim(lib: &Path) {
     println!("cargo:rerun-if-changed=cpp/c10d_shim.cpp");
     for f in [
         "cpp/autocast_shim.cpp",
         "cpp/optim_shim.cpp",
+        "cpp/cuda_shim.cpp",
         "cpp/shim_guard.h",
     ] {
         println!("cargo:rerun-if-changed={f}");
@@ -47,6 +48,7 @@ fn build_c10d_shim(lib: &Path) {
         .file("cpp/c10d_shim.cpp")
         .file("cpp/autocast_shim.cpp")
         .file("cpp/optim_shim.cpp")
+        .file("cpp/cuda_shim.cpp")
         .include(&include)
         .include(include.join("torch/csrc/api/include"))
         .include(&gloo)

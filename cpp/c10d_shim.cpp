@@ -26,6 +26,9 @@ struct Group {
   c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo;
   // The same Gloo backend behind the ProcessGroup front the Reducer takes.
   c10::intrusive_ptr<c10d::ProcessGroup> pg;
+  // Shut down before the group goes (NCCL's communicators and watchdog thread), as
+  // destroy_process_group does; null without CUDA.
+  c10::intrusive_ptr<c10d::Backend> nccl;
 };
 }  // namespace
 
@@ -54,6 +57,7 @@ int shim_group_new(const char* host, int port, int rank, int world, int timeout_
     auto pg = c10::make_intrusive<c10d::ProcessGroup>(prefixed, rank, world);
     pg->setBackend(c10::DeviceType::CPU, c10d::ProcessGroup::BackendType::GLOO, gloo);
     pg->setDefaultBackend(c10d::ProcessGroup::BackendType::GLOO);
+    c10::intrusive_ptr<c10d::Backend> nccl_backend;
     if (cuda_device >= 0) {
 #ifdef OLMO_TRAIN_NCCL
       c10::cuda::set_device(static_cast<c10::DeviceIndex>(cuda_device));
@@ -62,16 +66,23 @@ int shim_group_new(const char* host, int port, int rank, int world, int timeout_
       auto ncclStore = c10::make_intrusive<c10d::PrefixStore>("nccl/", prefixed);
       auto nccl = c10::make_intrusive<c10d::ProcessGroupNCCL>(ncclStore, rank, world, nopts);
       pg->setBackend(c10::DeviceType::CUDA, c10d::ProcessGroup::BackendType::NCCL, nccl);
+      nccl_backend = nccl;
 #else
       throw std::runtime_error(
           "this olmo-train was built without NCCL (no CUDA/NCCL headers at build time): rebuild after scripts/setup.sh on a CUDA torch wheel");
 #endif
     }
-    *out = new Group{store, gloo, pg};
+    *out = new Group{store, gloo, pg, nccl_backend};
   });
 }
 
-void shim_group_free(void* g) { delete static_cast<Group*>(g); }
+void shim_group_free(void* g) {
+  guarded([&] {
+    auto group = static_cast<Group*>(g);
+    if (group->nccl) group->nccl->shutdown();
+    delete group;
+  });
+}
 
 // In-place SUM all-reduce of each tensor (one collective per tensor, as Gloo requires equal shapes), on
 // the backend of the tensor's device.
@@ -127,6 +138,9 @@ int shim_reducer_new(void* g, at::Tensor** ts, int n, int64_t bucket_cap, void**
 int shim_reducer_prepare(void* r) {
   return guarded([&] {
     auto reducer = static_cast<c10d::Reducer*>(r);
+    // As DDP's forward: after the first backward the buckets follow the order gradients became ready
+    // in (and the Reducer stops recording that order); a no-op afterwards.
+    reducer->rebuild_buckets();
     reducer->prepare_for_forward();
     reducer->prepare_for_backward({});
   });

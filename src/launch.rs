@@ -76,6 +76,13 @@ pub fn run(args: &LaunchArgs, stop: Arc<AtomicBool>) -> Result<i32> {
     let world = args.nnodes * args.nproc_per_node;
     let mut children = Vec::new();
     let mut relays = Vec::new();
+    // As torchrun: several workers each taking every core oversubscribe the node; one thread each
+    // unless the user chose.
+    let omp_threads = (args.nproc_per_node > 1 && std::env::var_os("OMP_NUM_THREADS").is_none())
+        .then(|| {
+            tracing::warn!("setting OMP_NUM_THREADS=1 for each worker (as torchrun does); set it to tune");
+            "1"
+        });
     for local in 0..args.nproc_per_node {
         let rank = args.node_rank * args.nproc_per_node + local;
         let mut cmd = Command::new(&exe);
@@ -87,6 +94,7 @@ pub fn run(args: &LaunchArgs, stop: Arc<AtomicBool>) -> Result<i32> {
             .env("GROUP_RANK", args.node_rank.to_string())
             .env("MASTER_ADDR", &args.master_addr)
             .env("MASTER_PORT", args.master_port.to_string())
+            .envs(omp_threads.map(|n| ("OMP_NUM_THREADS", n)))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         // SAFETY: prctl is async-signal-safe; the worker is killed if the launcher dies.

@@ -67,6 +67,7 @@ fn a_rank_that_never_arrives_times_out_with_an_error() {
         rank: 0,
         world_size: 2,
         local_rank: 0,
+        local_world_size: 2,
         master_addr: "127.0.0.1".into(),
         master_port: free_port(),
     };

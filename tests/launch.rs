@@ -1,7 +1,8 @@
 //! `olmo-train launch` and data parallelism on Gloo (CPU): 2 processes give the 1-process losses and
 //! weights and in-loop evaluation numbers for the same global batch; 2-process runs resume 1- and
 //! 2-process checkpoints; a killed worker
-//! brings the whole run down within 30 s with no process left; OLMo-core's tutorial command works.
+//! brings the whole run down within 30 s with no process left; OLMo-core's tutorial command works; asking
+//! for CUDA without a GPU fails with the reason instead of hanging.
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -360,5 +361,31 @@ fn olmo_cores_tutorial_command_runs_on_cpu() {
     assert_eq!(
         common::losses(&dir.path().join("tutorial-run-01")).len(),
         100
+    );
+}
+
+#[test]
+fn asking_for_cuda_without_a_gpu_fails_every_rank_with_the_reason() {
+    if tch::Cuda::is_available() {
+        return; // the request is valid on a GPU machine (scripts/gpu-check.sh covers that case)
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let out = launch(
+        2,
+        &train_args("cuda-run", dir.path(), "run", &["--trainer.device=cuda"]),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("trainer.device")
+            && stderr.contains("'cuda' requested, but CUDA is unusable"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "took {:?}",
+        started.elapsed()
     );
 }

@@ -7,6 +7,8 @@ pub struct DistEnv {
     pub rank: u64,
     pub world_size: u64,
     pub local_rank: u64,
+    /// Ranks on this node (`LOCAL_WORLD_SIZE`): the GPUs this node needs.
+    pub local_world_size: u64,
     pub master_addr: String,
     pub master_port: u16,
 }
@@ -17,6 +19,7 @@ impl DistEnv {
             rank: 0,
             world_size: 1,
             local_rank: 0,
+            local_world_size: 1,
             master_addr: "127.0.0.1".into(),
             master_port: 29500,
         }
@@ -41,10 +44,20 @@ impl DistEnv {
                 reason: format!("{rank} must be below WORLD_SIZE={world_size}"),
             });
         }
-        let local_rank = get("LOCAL_RANK")
+        let given_local_rank = get("LOCAL_RANK")
             .map(|v| num("LOCAL_RANK", &v))
+            .transpose()?;
+        let local_rank = given_local_rank.unwrap_or(rank);
+        // Without LOCAL_WORLD_SIZE: every rank on this node when no LOCAL_RANK says otherwise, else at
+        // least the ranks up to this one.
+        let local_world_size = get("LOCAL_WORLD_SIZE")
+            .map(|v| num("LOCAL_WORLD_SIZE", &v))
             .transpose()?
-            .unwrap_or(rank);
+            .unwrap_or(if given_local_rank.is_some() {
+                local_rank + 1
+            } else {
+                world_size
+            });
         let master_addr = get("MASTER_ADDR").unwrap_or_else(|| "127.0.0.1".into());
         let master_port = match get("MASTER_PORT") {
             Some(p) => p.trim().parse().map_err(|_| Error::Environment {
@@ -63,6 +76,7 @@ impl DistEnv {
             rank,
             world_size,
             local_rank,
+            local_world_size,
             master_addr,
             master_port,
         })

@@ -4,6 +4,7 @@
 //! scores, so the metrics are computed from the same numbers everywhere.
 use std::collections::{BTreeMap, HashMap};
 
+use crate::device::upload;
 use tch::{Device, Kind, Tensor};
 
 use super::icl_metric::{self, MetricType, ScoredRequest};
@@ -195,24 +196,20 @@ impl DownstreamEvaluator {
             let rows: Vec<&Row> = batch.iter().map(|&i| &self.rows[i]).collect();
             let l = packing::lay_out(&rows, self.pad_id);
             let (b, t) = (l.batch as i64, l.width as i64);
-            let ids = Tensor::from_slice(&l.ids).view([b, t]).to_device(device);
+            let ids = upload(&Tensor::from_slice(&l.ids).view([b, t]), device);
             let hidden = tch::no_grad(|| {
                 if self.packed {
-                    let positions = Tensor::from_slice(&l.positions)
-                        .view([b, t])
-                        .to_device(device);
-                    let mask = Tensor::from_slice(&l.mask)
-                        .view([b, 1, t, t])
-                        .to_device(device);
+                    let positions = upload(&Tensor::from_slice(&l.positions).view([b, t]), device);
+                    let mask = upload(&Tensor::from_slice(&l.mask).view([b, 1, t, t]), device);
                     model.forward_hidden_masked(&ids, &positions, &mask)
                 } else {
                     model.forward_hidden(&ids, None)
                 }
             });
             let hidden = hidden.view([b * t, -1]);
-            let gather = Tensor::from_slice(&l.gather).to_device(device);
-            let targets = Tensor::from_slice(&l.targets).to_device(device);
-            let slot_ids = Tensor::from_slice(&l.slots).to_device(device);
+            let gather = upload(&Tensor::from_slice(&l.gather), device);
+            let targets = upload(&Tensor::from_slice(&l.targets), device);
+            let slot_ids = upload(&Tensor::from_slice(&l.slots), device);
             let n = l.gather.len() as i64;
             let mut start = 0;
             while start < n {

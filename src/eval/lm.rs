@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::device::upload;
 use tch::{Device, Kind, Tensor};
 
 use super::InLoopEvaluator;
@@ -16,7 +17,8 @@ use crate::data::build::build_padded_dataset;
 use crate::data::{DataLoader, LoaderOptions};
 use crate::dist::ProcessGroup;
 use crate::error::{Error, Result};
-use crate::loss::{labels, token_losses};
+use crate::loss::{eval_token_losses, labels};
+use crate::model::autocast::AutocastGuard;
 use crate::model::Transformer;
 
 pub struct LmEvaluator {
@@ -27,6 +29,8 @@ pub struct LmEvaluator {
     file_label: Vec<usize>,
     max_batches: Option<u64>,
     ignore_index: i64,
+    /// The run's `autocast_precision: bfloat16`: the forward and the head's products in bf16.
+    bf16_autocast: bool,
 }
 
 impl LmEvaluator {
@@ -93,7 +97,14 @@ impl LmEvaluator {
             file_label,
             max_batches,
             ignore_index: -100,
+            bf16_autocast: false,
         })
+    }
+
+    /// Evaluates under the run's bf16 autocast (OLMo-core evaluates inside the train module's autocast).
+    pub fn with_bf16_autocast(mut self, on: bool) -> Self {
+        self.bf16_autocast = on;
+        self
     }
 }
 
@@ -116,11 +127,22 @@ impl InLoopEvaluator for LmEvaluator {
                 break;
             }
             let batch = batch?;
-            let ids = batch.input_ids.to_device(device);
-            let mask = batch.label_mask.as_ref().map(|m| m.to_device(device));
+            let ids = upload(&batch.input_ids, device);
+            let mask = batch.label_mask.as_ref().map(|m| upload(m, device));
             let lab = labels(&ids, mask.as_ref(), None, self.ignore_index);
-            let losses =
-                tch::no_grad(|| token_losses(&model.forward(&ids, None), &lab, self.ignore_index));
+            let head_kind = self.bf16_autocast.then_some(Kind::BFloat16);
+            let losses = tch::no_grad(|| {
+                let autocast = self.bf16_autocast.then(|| AutocastGuard::bf16(device));
+                let hidden = model.forward_hidden(&ids, None);
+                drop(autocast);
+                eval_token_losses(
+                    &hidden,
+                    model.lm_head_weight(),
+                    &lab,
+                    self.ignore_index,
+                    head_kind,
+                )
+            });
             // Per instance: the sum and count of the selected token losses (one host transfer per batch).
             let mask = mask.unwrap_or_else(|| ids.ones_like().to_kind(Kind::Bool));
             let masked = losses.to_kind(Kind::Double) * mask.to_kind(Kind::Double);

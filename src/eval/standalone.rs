@@ -9,8 +9,8 @@ use super::{task_file, InLoopEvaluator, LmEvaluator};
 use crate::checkpoint::{self, layout};
 use crate::config::callbacks::{DownstreamEvaluatorCallbackConfig, LMEvaluatorCallbackConfig};
 use crate::config::data::NumpyPaddedFSLDatasetConfig;
-use crate::config::ExperimentConfig;
-use crate::device::select_device;
+use crate::config::{DType, ExperimentConfig};
+use crate::device::{device_name, for_rank, RankSlot};
 use crate::error::{Error, Result};
 use crate::model::Transformer;
 
@@ -68,12 +68,14 @@ pub fn run(args: &EvalArgs) -> Result<EvalReport> {
                 .into(),
         ));
     }
-    let device = select_device(args.device.as_deref())?;
+    let (device, why) = for_rank("--device", args.device.as_deref(), RankSlot::SINGLE)?;
+    tracing::info!("evaluating on {}: {why}", device_name(device));
     let model = Transformer::new(&config.model, device)?;
     checkpoint::load_model(&dir, model.named_parameters())?;
     let mut metrics = std::collections::BTreeMap::new();
     if let Some(lm) = lm {
-        let mut evaluator = LmEvaluator::new(&lm, config.train_module.rank_microbatch_size, 0, 1)?;
+        let mut evaluator = LmEvaluator::new(&lm, config.train_module.rank_microbatch_size, 0, 1)?
+            .with_bf16_autocast(config.train_module.autocast_precision == Some(DType::Bfloat16));
         metrics.extend(evaluator.run(&model, device, None)?);
     }
     if let Some(ds) = downstream {

@@ -4,7 +4,9 @@ use tch::{Device, Kind, Tensor};
 
 use super::{LossParts, LossSettings};
 
-/// Rows per chunk, in two regimes (measured on 2 cores at the dolma2 vocabulary). While twice the
+/// Rows per chunk. On a GPU, as many as `GPU_CHUNK_ELEMENTS` logits allow: the chunk's products are then
+/// large enough to keep the GPU's tensor cores busy and the loop launches few kernels. On a CPU, two
+/// regimes (measured on 2 cores at the dolma2 vocabulary). While twice the
 /// model width in rows fits in `CACHED_CHUNK_BYTES`, the chunk stays that small, so the softmax and the
 /// two products that follow the one writing it re-read it from cache: olmo2_1M (d 12) runs 24 rows,
 /// 10% faster than 48 and 40% faster than 167. Wider models' chunks stream from memory whatever their
@@ -12,7 +14,10 @@ use super::{LossParts, LossSettings};
 /// matrix products over more rows: olmo2_14M (d 128) trained 2-6% faster at ~500 rows than at 256 in
 /// two interleaved A/B runs (the head's loop alone, replayed in torch: 0.99 s -> 0.92 s a step), for
 /// about 50-150 MB more peak memory. Between d 20 and d 128 the boundary is unmeasured.
-pub(super) fn chunk_rows(d_model: i64, vocab: i64) -> i64 {
+pub(super) fn chunk_rows(d_model: i64, vocab: i64, device: Device) -> i64 {
+    if device.is_cuda() {
+        return (GPU_CHUNK_ELEMENTS / vocab).max(1);
+    }
     let cached = (2 * d_model).max(16);
     let rows = if cached * vocab * 4 <= CACHED_CHUNK_BYTES {
         cached
@@ -24,6 +29,9 @@ pub(super) fn chunk_rows(d_model: i64, vocab: i64) -> i64 {
 
 /// Logits a chunk may hold: 48 M (192 MiB of fp32; ~500 rows at a 100k vocabulary).
 pub(super) const MAX_CHUNK_ELEMENTS: i64 = 48 << 20;
+
+/// Logits a chunk may hold on a GPU: 256 M (1 GiB of fp32; ~2,600 rows at a 100k vocabulary).
+pub(super) const GPU_CHUNK_ELEMENTS: i64 = 256 << 20;
 
 /// A chunk this small (half this machine's L3) stays in cache between the passes over it.
 const CACHED_CHUNK_BYTES: i64 = 16 << 20;
@@ -66,7 +74,9 @@ impl HeadScratch {
 /// place (one element a row) and `a` is applied to the small operands: `G W = a * (P' W)` and
 /// `G^T h = P'^T (a * h)`. So the `[rows, vocab]` block sees the product that writes `x`, a max, one
 /// in-place softmax, a max of that and the two products that read it, and every reduction is a matrix
-/// product (deterministic on GPUs too, unlike a scatter-add of rows into the weight's gradient).
+/// product (deterministic on GPUs too, unlike a scatter-add of rows into the weight's gradient). On a
+/// GPU under bf16 the products write fp32 directly (cuBLAS accumulates in fp32 and the weight's gradient
+/// is summed in place), so no bf16 `[rows, vocab]` or `[vocab, d]` intermediate is made and converted.
 pub fn lm_loss_chunked(
     h: &Tensor,
     w: &Tensor,
@@ -91,6 +101,8 @@ pub fn lm_loss_chunked(
     // Under bf16 autocast the head's three products run in bf16 (as autocast would run them) while the
     // softmax, the loss and the accumulated gradients stay fp32.
     let bf16 = s.head_kind.filter(|k| *k != Kind::Float);
+    // torch has the mixed-precision products (`out_dtype`) for CUDA only.
+    let gpu = device.is_cuda();
     tch::no_grad(|| {
         let hd = hf.detach().to_kind(Kind::Float);
         let wf = w.detach().to_kind(Kind::Float);
@@ -105,6 +117,9 @@ pub fn lm_loss_chunked(
             let validf = lab.ne(ignore).to_kind(Kind::Float);
             let mut x = buf.narrow(0, 0, len);
             match (&wm, bf16) {
+                (Some(wm), Some(k)) if gpu => {
+                    let _ = hc.to_kind(k).mm_dtype_out(&x, &wm.tr(), Kind::Float);
+                }
                 (Some(wm), Some(k)) => {
                     x.copy_(&hc.to_kind(k).mm(&wm.tr()));
                 }
@@ -135,6 +150,11 @@ pub fn lm_loss_chunked(
             let a_col = a.unsqueeze(1);
             let ah = &hc * &a_col;
             match (&wm, bf16) {
+                (Some(wm), Some(k)) if gpu => {
+                    let pm = p.to_kind(k);
+                    grad_h.push(pm.mm_dtype(wm, Kind::Float) * &a_col);
+                    let _ = grad_w.addmm_dtype_out(&grad_w, &pm.tr(), &ah.to_kind(k), Kind::Float);
+                }
                 (Some(wm), Some(k)) => {
                     let pm = p.to_kind(k);
                     grad_h.push(pm.mm(wm).to_kind(Kind::Float) * &a_col);

@@ -71,7 +71,7 @@ pub fn lm_loss(
     if tokens * w.size()[0] <= AUTOGRAD_MAX_ELEMENTS {
         return lm_loss_autograd(h, w, labels, s.ignore, s.z_loss_multiplier, div);
     }
-    let rows = chunk_rows(h.size()[2], w.size()[0]);
+    let rows = chunk_rows(h.size()[2], w.size()[0], h.device());
     lm_loss_chunked(h, w, labels, div, rows, s, scratch)
 }
 
@@ -104,6 +104,45 @@ fn lm_loss_autograd(
         ce: ce.detach(),
         z: z.map(|z| z.detach()),
     }
+}
+
+/// Per-token CE `[B, T]` (0 where ignored) for evaluation from the final hidden states `h` `[B, T, d]`
+/// and the head `w`, with the head's products in `head_kind` (bf16 under the run's autocast, as
+/// OLMo-core evaluates inside its train module's autocast). Small fp32 logits are formed whole, as the
+/// model's forward would; otherwise a chunk of rows at a time (the training chunk size), so the
+/// `[B, T, vocab]` logits never exist whole.
+pub fn eval_token_losses(
+    h: &Tensor,
+    w: &Tensor,
+    labels: &Tensor,
+    ignore: i64,
+    head_kind: Option<Kind>,
+) -> Tensor {
+    let kind = head_kind.unwrap_or(Kind::Float);
+    let (d, vocab) = (h.size()[2], w.size()[0]);
+    if kind == Kind::Float && labels.numel() as i64 * vocab <= AUTOGRAD_MAX_ELEMENTS {
+        return token_losses(&h.linear::<Tensor>(w, None), labels, ignore);
+    }
+    let hf = h.view([-1, d]);
+    let flat_labels = labels.view([-1]);
+    let n = hf.size()[0];
+    let rows = chunk_rows(d, vocab, h.device()).min(n.max(1));
+    let wt = w.to_kind(kind).tr();
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < n {
+        let len = rows.min(n - start);
+        let hc = hf.narrow(0, start, len).to_kind(kind);
+        // torch's fp32-output products of bf16 operands exist for CUDA only.
+        let logits = match kind != Kind::Float && h.device().is_cuda() {
+            true => hc.mm_dtype(&wt, Kind::Float),
+            false => hc.mm(&wt).to_kind(Kind::Float),
+        };
+        let lab = flat_labels.narrow(0, start, len);
+        out.push(logits.cross_entropy_loss::<Tensor>(&lab, None, Reduction::None, ignore, 0.0));
+        start += len;
+    }
+    Tensor::cat(&out, 0).view_as(labels)
 }
 
 /// Per-token CE `[B, T]` (0 where ignored) for evaluation, from full logits.

@@ -1,16 +1,32 @@
 //! The chunked loss against autograd on whole logits, values and gradients.
-use super::chunked::{chunk_rows, MAX_CHUNK_ELEMENTS};
+use tch::Device;
+
+use super::chunked::{chunk_rows, GPU_CHUNK_ELEMENTS, MAX_CHUNK_ELEMENTS};
 use super::*;
 
 /// Narrow models keep cache-sized chunks, wide ones the largest allowed; a vocabulary wider than
 /// the cap still gets one row a chunk.
 #[test]
 fn chunk_rows_follow_the_cache_and_the_cap() {
-    assert_eq!(chunk_rows(12, 100_352), 24);
-    assert_eq!(chunk_rows(128, 100_352), MAX_CHUNK_ELEMENTS / 100_352);
-    assert_eq!(chunk_rows(2048, 100_352), MAX_CHUNK_ELEMENTS / 100_352);
-    assert_eq!(chunk_rows(4, 1000), 16);
-    assert_eq!(chunk_rows(8, 1 << 30), 1);
+    assert_eq!(chunk_rows(12, 100_352, Device::Cpu), 24);
+    assert_eq!(
+        chunk_rows(128, 100_352, Device::Cpu),
+        MAX_CHUNK_ELEMENTS / 100_352
+    );
+    assert_eq!(
+        chunk_rows(2048, 100_352, Device::Cpu),
+        MAX_CHUNK_ELEMENTS / 100_352
+    );
+    assert_eq!(chunk_rows(4, 1000, Device::Cpu), 16);
+    assert_eq!(chunk_rows(8, 1 << 30, Device::Cpu), 1);
+    // A GPU takes large chunks whatever the width: 2,674 rows of the dolma2 vocabulary.
+    for d in [12, 2048] {
+        assert_eq!(
+            chunk_rows(d, 100_352, Device::Cuda(0)),
+            GPU_CHUNK_ELEMENTS / 100_352
+        );
+    }
+    assert_eq!(chunk_rows(8, 1 << 30, Device::Cuda(0)), 1);
 }
 
 /// Which implementation a test runs.
@@ -111,7 +127,9 @@ fn large_vocabularies_are_chunked_with_one_reused_buffer() {
     let mut scratch = HeadScratch::default();
     let w0 = Tensor::randn([vocab, 8], (Kind::Float, tch::Device::Cpu)) * 0.5;
     for tokens in [200, 170] {
-        assert!(tokens * vocab > AUTOGRAD_MAX_ELEMENTS && chunk_rows(8, vocab) < tokens);
+        assert!(
+            tokens * vocab > AUTOGRAD_MAX_ELEMENTS && chunk_rows(8, vocab, Device::Cpu) < tokens
+        );
         let h0 = Tensor::randn([1, tokens, 8], (Kind::Float, tch::Device::Cpu));
         let lab = Tensor::randint(vocab, [1, tokens], (Kind::Int64, tch::Device::Cpu));
         let _ = lab.get(0).get(7).fill_(-100);
@@ -125,7 +143,7 @@ fn large_vocabularies_are_chunked_with_one_reused_buffer() {
         assert!(gw_a.allclose(&gw_c, 1e-4, 1e-9, false));
     }
     let buffer = scratch.buffer_size();
-    assert_eq!(buffer, Some(vec![chunk_rows(8, vocab), vocab]));
+    assert_eq!(buffer, Some(vec![chunk_rows(8, vocab, Device::Cpu), vocab]));
 }
 
 #[test]
@@ -151,4 +169,31 @@ fn bf16_head_products_stay_close_to_fp32_and_keep_fp32_gradients() {
     assert!(gw32.allclose(&gw16, 5e-2, 1e-3, false));
     // bf16 really was used: the results are not bit-identical.
     assert!(!gw32.equal(&gw16));
+}
+
+/// Evaluation's per-token losses: a vocabulary too large for whole logits goes a chunk of rows at a
+/// time and gives the whole-logits values; under bf16 the head's products stay close to fp32.
+#[test]
+fn eval_token_losses_chunked_equal_whole_logits() {
+    tch::manual_seed(6);
+    let vocab = 100_352;
+    let (b, t) = (2, 100);
+    assert!(b * t * vocab > AUTOGRAD_MAX_ELEMENTS && chunk_rows(8, vocab, Device::Cpu) < b * t);
+    let w = Tensor::randn([vocab, 8], (Kind::Float, Device::Cpu)) * 0.5;
+    let h = Tensor::randn([b, t, 8], (Kind::Float, Device::Cpu));
+    let lab = Tensor::randint(vocab, [b, t], (Kind::Int64, Device::Cpu));
+    let _ = lab.get(1).get(3).fill_(-100);
+    let whole = token_losses(&h.linear::<Tensor>(&w, None), &lab, -100);
+    let chunked = eval_token_losses(&h, &w, &lab, -100, None);
+    assert_eq!(chunked.size(), vec![b, t]);
+    assert!(chunked.allclose(&whole, 1e-5, 1e-5, false));
+    assert_eq!(chunked.double_value(&[1, 3]), 0.0);
+    let bf16 = eval_token_losses(&h, &w, &lab, -100, Some(Kind::BFloat16));
+    assert_eq!(bf16.kind(), Kind::Float);
+    let rel =
+        ((&bf16 - &whole).abs().sum(Kind::Float) / whole.abs().sum(Kind::Float)).double_value(&[]);
+    assert!(
+        rel > 0.0 && rel < 1e-2,
+        "bf16 vs fp32 relative difference {rel}"
+    );
 }

@@ -2,6 +2,7 @@
 //! causality), built once per forward. Both come from positions and document ids that the host computes
 //! from the batch's document lengths, which the loader made on the host: the forward never reads a
 //! device tensor back (on a GPU each read would wait for the queued kernels).
+use crate::device::upload;
 use tch::{Device, Kind, Tensor};
 
 use super::rope::{Rope, RopeTables};
@@ -33,10 +34,8 @@ impl ForwardContext {
             };
         };
         let (positions, ids) = positions_and_document_ids(rows);
-        let positions = Tensor::from_slice(&positions)
-            .view([batch, t])
-            .to_device(device);
-        let ids = Tensor::from_slice(&ids).view([batch, t]).to_device(device);
+        let positions = upload(&Tensor::from_slice(&positions).view([batch, t]), device);
+        let ids = upload(&Tensor::from_slice(&ids).view([batch, t]), device);
         let same_doc = ids.unsqueeze(2).eq_tensor(&ids.unsqueeze(1));
         let causal = Tensor::ones([t, t], (Kind::Bool, device)).tril(0);
         Self {

@@ -91,11 +91,14 @@ impl AdamW {
             groups.push(default_group(cfg, rest));
         }
         let state = (0..params.len()).map(|_| None).collect();
+        let on_cuda = params.first().is_some_and(|p| p.1.device().is_cuda());
         Ok(Self {
             params,
             groups,
             state,
-            fused: cfg.fused == Some(true),
+            // Unset, torch picks a multi-tensor path on CUDA (foreach); the fused kernel is the
+            // fewest kernels with the same update up to rounding.
+            fused: cfg.fused.unwrap_or(on_cuda),
             fused_steps: HashMap::new(),
         })
     }

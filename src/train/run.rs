@@ -16,7 +16,7 @@ use crate::config::support::unsupported_settings;
 use crate::config::ExperimentConfig;
 use crate::data::build::{build_fsl_dataset, build_loader};
 use crate::data::DataLoader;
-use crate::device::{rank_device, select_device};
+use crate::device::{device_name, for_rank, RankSlot};
 use crate::dist::{DistEnv, ProcessGroup};
 use crate::error::{Error, Result};
 use crate::eval::in_loop::build_schedules;
@@ -26,13 +26,12 @@ use crate::model::Transformer;
 pub fn train(config: &ExperimentConfig, stop: Arc<AtomicBool>) -> Result<TrainSummary> {
     let dist = DistEnv::from_process_env()?;
     check_config(config, &dist)?;
-    let device = rank_device(
-        select_device(config.trainer.device.as_deref())?,
-        config.trainer.device.is_none(),
-        dist.local_rank,
-        dist.world_size,
-    );
-    tracing::info!("training on {device:?}");
+    let slot = RankSlot {
+        local_rank: dist.local_rank,
+        local_world_size: dist.local_world_size,
+    };
+    let (device, why) = for_rank("trainer.device", config.trainer.device.as_deref(), slot)?;
+    tracing::info!("training on {}: {why}", device_name(device));
     let group = (dist.world_size > 1)
         .then(|| join_group(&dist, config, device))
         .transpose()?;

@@ -4,6 +4,7 @@
 //! `optim_step` clips, sets each group's LR and steps. Metrics stay on the device as tensors.
 use std::sync::Arc;
 
+use crate::device::upload;
 use tch::{Device, Kind, Tensor};
 
 use super::device_metrics::DeviceMetrics;
@@ -91,12 +92,9 @@ impl TrainModule {
     /// parallelism are averaged over the ranks during the last micro-batch's backward, as DDP's `no_sync`
     /// accumulation does).
     pub fn train_batch(&mut self, batch: &Batch) -> Result<StepOutputs> {
-        let input_ids = batch.input_ids.to_device(self.device);
-        let label_mask = batch.label_mask.as_ref().map(|m| m.to_device(self.device));
-        let instance_mask = batch
-            .instance_mask
-            .as_ref()
-            .map(|m| m.to_device(self.device));
+        let input_ids = upload(&batch.input_ids, self.device);
+        let label_mask = batch.label_mask.as_ref().map(|m| upload(m, self.device));
+        let instance_mask = batch.instance_mask.as_ref().map(|m| upload(m, self.device));
         let labels = labels(
             &input_ids,
             label_mask.as_ref(),

@@ -1,0 +1,36 @@
+// CUDA through libtorch's own c10::cuda: how many GPUs this process can use (or libtorch's reason why
+// none: no driver, a driver too old for the wheel's CUDA, no device), and the current device. Without
+// CUDA headers at build time there are no GPUs and the reason says so.
+#ifdef OLMO_TRAIN_NCCL
+#include <c10/cuda/CUDAFunctions.h>
+#endif
+
+#include <stdexcept>
+
+#include "shim_guard.h"
+
+extern "C" {
+
+// The number of usable GPUs in *count; nonzero with the reason in shim_last_error() when there is none.
+int shim_cuda_probe(int* count) {
+  return guarded([&] {
+#ifdef OLMO_TRAIN_NCCL
+    *count = static_cast<int>(c10::cuda::device_count_ensure_non_zero());
+#else
+    *count = 0;
+    throw std::runtime_error("this olmo-train was built without CUDA headers");
+#endif
+  });
+}
+
+// Makes `index` this thread's current CUDA device: kernels, streams and cuDNN/cuBLAS handles follow it.
+int shim_cuda_set_device(int index) {
+  return guarded([&] {
+#ifdef OLMO_TRAIN_NCCL
+    c10::cuda::set_device(static_cast<c10::DeviceIndex>(index));
+#else
+    throw std::runtime_error("this olmo-train was built without CUDA headers");
+#endif
+  });
+}
+}

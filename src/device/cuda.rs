@@ -1,0 +1,48 @@
+//! The GPUs this process can use, as libtorch sees them (cpp/cuda_shim.cpp), and the current device.
+use std::ffi::c_int;
+
+use crate::shim_error::last_shim_error;
+
+extern "C" {
+    fn shim_cuda_probe(count: *mut c_int) -> c_int;
+    fn shim_cuda_set_device(index: c_int) -> c_int;
+}
+
+/// What CUDA offers this process: `count` GPUs, or none and libtorch's reason.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gpus {
+    pub count: usize,
+    /// Why there is no GPU (no driver, a driver too old for the wheel's CUDA, no device, ...).
+    pub unusable: Option<String>,
+}
+
+impl Gpus {
+    pub fn probe() -> Self {
+        let mut count: c_int = 0;
+        // SAFETY: a valid out-pointer; the shim catches every C++ exception.
+        match unsafe { shim_cuda_probe(&mut count) } {
+            0 if count > 0 => Self {
+                count: count as usize,
+                unusable: None,
+            },
+            0 => Self::none("no CUDA GPUs are available".into()),
+            _ => Self::none(last_shim_error()),
+        }
+    }
+
+    pub fn none(reason: String) -> Self {
+        Self {
+            count: 0,
+            unusable: Some(reason),
+        }
+    }
+}
+
+/// Makes `index` the current CUDA device of this thread (as `torch.cuda.set_device`).
+pub fn set_current(index: usize) -> Result<(), String> {
+    // SAFETY: plain integer argument; the shim catches every C++ exception.
+    match unsafe { shim_cuda_set_device(index as c_int) } {
+        0 => Ok(()),
+        _ => Err(last_shim_error()),
+    }
+}
