@@ -24,3 +24,11 @@ void shim_autocast_exit(int cuda, int prev_enabled, int prev_dtype) {
   at::autocast::set_autocast_dtype(dev, static_cast<at::ScalarType>(prev_dtype));
 }
 }
+
+extern "C" {
+// 1 when autocast is on for `cuda` (else CPU) on this thread: the dtype is then bf16 (ours is the only
+// autocast olmo-train enters).
+int shim_autocast_active(int cuda) {
+  return at::autocast::is_autocast_enabled(cuda ? at::kCUDA : at::kCPU) ? 1 : 0;
+}
+}

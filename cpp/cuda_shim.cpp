@@ -2,6 +2,7 @@
 // none: no driver, a driver too old for the wheel's CUDA, no device), and the current device. Without
 // CUDA headers at build time there are no GPUs and the reason says so.
 #ifdef OLMO_TRAIN_NCCL
+#include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAFunctions.h>
 #endif
 
@@ -28,6 +29,19 @@ int shim_cuda_set_device(int index) {
   return guarded([&] {
 #ifdef OLMO_TRAIN_NCCL
     c10::cuda::set_device(static_cast<c10::DeviceIndex>(index));
+#else
+    throw std::runtime_error("this olmo-train was built without CUDA headers");
+#endif
+  });
+}
+
+// The compute capability of GPU `index` (8 for A100, 9 for H100/H200) in *major and *minor.
+int shim_cuda_capability(int index, int* major, int* minor) {
+  return guarded([&] {
+#ifdef OLMO_TRAIN_NCCL
+    auto props = at::cuda::getDeviceProperties(static_cast<c10::DeviceIndex>(index));
+    *major = props->major;
+    *minor = props->minor;
 #else
     throw std::runtime_error("this olmo-train was built without CUDA headers");
 #endif

@@ -147,6 +147,23 @@ if run_check "$BASE" $?; then
     run_check resume $? &&
         compare "resume from step$RESUME_AT" losses "$OUT/resume/metrics.jsonl" "$OUT/$BASE/metrics.jsonl" 1e-5 $((RESUME_AT + 1))
 
+    # Documents and sliding windows: variable-length flash attention (the default on a GPU) against
+    # SDPA with the explicit mask (`backend: torch`), bf16, from the same step-0 checkpoint.
+    MASKED=(--dataset.generate_doc_lengths=true
+        --model.block.sequence_mixer.sliding_window="{pattern: [$((SEQ / 4)), -1], force_full_attention_on_first_layer: false, force_full_attention_on_last_layer: true}"
+        --train_module.autocast_precision=bfloat16 --trainer.no_checkpoints --load-path="$OUT/$BASE/step0")
+    train docs-flash 240 "$DEVICE" "$FACTORY" "$SEQ" "$STEPS" "${SMALL[@]}" "${MASKED[@]}"
+    flash_rc=$?
+    train docs-masked 240 "$DEVICE" "$FACTORY" "$SEQ" "$STEPS" "${SMALL[@]}" "${MASKED[@]}" \
+        --model.block.sequence_mixer.backend=torch
+    if run_check docs-flash $flash_rc && run_check docs-masked $?; then
+        if [ "$DEVICE" = cpu ] || grep -q "variable-length flash" "$OUT/docs-flash.log"; then
+            compare "varlen vs masked" losses "$OUT/docs-flash/metrics.jsonl" "$OUT/docs-masked/metrics.jsonl" 5e-3
+        else
+            report "varlen vs masked" FAIL "the flash run never took variable-length flash attention"
+        fi
+    fi
+
     for d in dev cpu; do
         rm -f "$OUT/eval-$d.json"
         timed "eval-$d" 180 "$BIN" eval "$OUT/$BASE/step$STEPS" --lm-sets "val=$OUT/val.npy" \

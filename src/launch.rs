@@ -80,7 +80,9 @@ pub fn run(args: &LaunchArgs, stop: Arc<AtomicBool>) -> Result<i32> {
     // unless the user chose.
     let omp_threads = (args.nproc_per_node > 1 && std::env::var_os("OMP_NUM_THREADS").is_none())
         .then(|| {
-            tracing::warn!("setting OMP_NUM_THREADS=1 for each worker (as torchrun does); set it to tune");
+            tracing::warn!(
+                "setting OMP_NUM_THREADS=1 for each worker (as torchrun does); set it to tune"
+            );
             "1"
         });
     for local in 0..args.nproc_per_node {

@@ -26,6 +26,7 @@ fn gpu_check_cpu_mode_reports_every_check_and_passes() {
         "fp32 vs cpu",
         "bf16 vs cpu fp32",
         "resume from step3",
+        "varlen vs masked",
         "eval vs cpu",
         "olmo2_1M-bf16-seq128",
     ] {

@@ -6,6 +6,15 @@ use crate::shim_error::last_shim_error;
 extern "C" {
     fn shim_cuda_probe(count: *mut c_int) -> c_int;
     fn shim_cuda_set_device(index: c_int) -> c_int;
+    fn shim_cuda_capability(index: c_int, major: *mut c_int, minor: *mut c_int) -> c_int;
+}
+
+/// The compute capability (major, minor) of GPU `index`, `None` when CUDA cannot say.
+pub fn capability(index: usize) -> Option<(i32, i32)> {
+    let (mut major, mut minor) = (0, 0);
+    // SAFETY: valid out-pointers; the shim catches every C++ exception.
+    (unsafe { shim_cuda_capability(index as c_int, &mut major, &mut minor) } == 0)
+        .then_some((major, minor))
 }
 
 /// What CUDA offers this process: `count` GPUs, or none and libtorch's reason.

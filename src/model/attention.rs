@@ -1,10 +1,13 @@
 //! Multi-head self-attention as OLMo-core's `Attention` (`name: default`): Q/K/V projections without
 //! bias, QK-norm over the full projection (before splitting heads), RoPE, grouped-query attention,
 //! causal SDPA through libtorch (flash / memory-efficient kernels where the device has them), optional
-//! sliding window, and intra-document masking as an exact boolean mask.
+//! sliding window, and intra-document masking: on a GPU through variable-length flash attention
+//! (flash.rs) where its kernels run, else as an exact boolean mask.
 use tch::{Device, Kind, Tensor};
 
+use super::autocast;
 use super::context::ForwardContext;
+use super::flash::{use_varlen_flash, varlen_flash, AttentionCase};
 use super::norm::RmsNorm;
 use super::params::ParamBuilder;
 use crate::config::model::{AttentionConfig, LayerNormConfig};
@@ -21,6 +24,8 @@ pub struct Attention {
     pub head_dim: i64,
     /// Sliding-window size for this layer; `None` is full causal attention.
     pub window: Option<i64>,
+    /// `backend` of the attention config (`torch` keeps SDPA for masked attention).
+    pub backend: Option<String>,
 }
 
 impl Attention {
@@ -68,6 +73,7 @@ impl Attention {
             n_kv_heads,
             head_dim,
             window,
+            backend: cfg.backend.clone(),
         }
     }
 
@@ -87,6 +93,12 @@ impl Attention {
             .rope
             .apply(&k.view([b, t, self.n_kv_heads, self.head_dim]));
         let v = v.view([b, t, self.n_kv_heads, self.head_dim]);
+        let window_left = self.window.filter(|&w| w < t).map(|w| w - 1);
+        if let Some(out) = self.try_varlen_flash(&q, &k, &v, ctx, window_left) {
+            return out
+                .view([b, t, self.n_heads * self.head_dim])
+                .linear::<Tensor>(&self.w_out, None);
+        }
         // SDPA takes (B, heads, T, head_dim).
         let (q, k, v) = (q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2));
         let mask = self.mask(t, ctx, x.device());
@@ -105,6 +117,68 @@ impl Attention {
             .linear::<Tensor>(&self.w_out, None)
     }
 
+    /// Variable-length flash attention of `q`, `k`, `v` (`[B, T, heads, head_dim]`) when it applies
+    /// (flash.rs); `None` sends the layer to SDPA. A kernel that refuses the call falls back too, with
+    /// a warning, so a run never stops over the faster path.
+    fn try_varlen_flash(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        ctx: &ForwardContext,
+        window_left: Option<i64>,
+    ) -> Option<Tensor> {
+        let varlen = ctx.varlen.as_ref()?;
+        let device = q.device();
+        let half_kind = match q.kind() {
+            Kind::BFloat16 | Kind::Half => Some(q.kind()),
+            _ if autocast::active(device) => Some(Kind::BFloat16),
+            _ => None,
+        };
+        let case = AttentionCase {
+            backend: self.backend.as_deref(),
+            needs_mask: ctx.has_documents() || window_left.is_some(),
+            sm_major: match device {
+                Device::Cuda(i) => crate::device::capability(i).map(|c| c.0),
+                _ => None,
+            },
+            half: half_kind.is_some(),
+            head_dim: self.head_dim,
+            n_heads: self.n_heads,
+            n_kv_heads: self.n_kv_heads,
+        };
+        if !use_varlen_flash(&case) {
+            return None;
+        }
+        let kind = half_kind?;
+        let flat = |x: &Tensor, heads: i64| x.reshape([-1, heads, self.head_dim]).to_kind(kind);
+        let (fq, fk, fv) = (
+            flat(q, self.n_heads),
+            flat(k, self.n_kv_heads),
+            flat(v, self.n_kv_heads),
+        );
+        match varlen_flash(&fq, &fk, &fv, varlen, window_left) {
+            Ok(out) => {
+                static ANNOUNCED: std::sync::Once = std::sync::Once::new();
+                ANNOUNCED.call_once(|| {
+                    tracing::info!(
+                        "attention: variable-length flash (documents or sliding windows)"
+                    )
+                });
+                Some(out)
+            }
+            Err(e) => {
+                static WARNED: std::sync::Once = std::sync::Once::new();
+                WARNED.call_once(|| {
+                    tracing::warn!(
+                        "variable-length flash attention failed ({e}); using SDPA with a mask"
+                    )
+                });
+                None
+            }
+        }
+    }
+
     /// The explicit mask when plain causal attention is not enough (documents or a short window).
     fn mask(&self, t: i64, ctx: &ForwardContext, device: Device) -> Option<Tensor> {
         let window = self.window.filter(|&w| w < t).map(|w| {
@@ -112,7 +186,7 @@ impl Attention {
             let ones = Tensor::ones([t, t], (Kind::Bool, device));
             ones.tril(0).logical_and(&ones.triu(-(w - 1)))
         });
-        match (&ctx.doc_mask, window) {
+        match (ctx.doc_mask(), window) {
             (Some(d), Some(w)) => Some(d.logical_and(&w)),
             (Some(d), None) => Some(d.shallow_clone()),
             (None, w) => w,

@@ -8,6 +8,14 @@ use tch::Device;
 extern "C" {
     fn shim_autocast_enter(cuda: c_int, prev_enabled: *mut c_int, prev_dtype: *mut c_int);
     fn shim_autocast_exit(cuda: c_int, prev_enabled: c_int, prev_dtype: c_int);
+    fn shim_autocast_active(cuda: c_int) -> c_int;
+}
+
+/// Whether (our bf16) autocast is on for `device` on this thread.
+pub fn active(device: Device) -> bool {
+    let cuda = c_int::from(matches!(device, Device::Cuda(_)));
+    // SAFETY: a plain getter of libtorch's thread-local autocast state.
+    unsafe { shim_autocast_active(cuda) != 0 }
 }
 
 /// bf16 autocast on `device` for as long as the guard lives (on this thread).

@@ -1,19 +1,36 @@
-//! What every unit of one forward shares: RoPE's sin/cos tables and the attention mask (documents and
-//! causality), built once per forward. Both come from positions and document ids that the host computes
-//! from the batch's document lengths, which the loader made on the host: the forward never reads a
-//! device tensor back (on a GPU each read would wait for the queued kernels).
-use crate::device::upload;
+//! What every unit of one forward shares: RoPE's sin/cos tables and how attention is confined
+//! (documents and causality), built once per forward. Both come from positions and document lengths
+//! that the host has (the loader made them there): the forward never reads a device tensor back (on a
+//! GPU each read would wait for the queued kernels). On a GPU the documents also come as cumulative
+//! lengths for variable-length flash attention; the dense `[B, 1, T, T]` mask is built only if a layer
+//! asks for it.
+use std::cell::OnceCell;
+
 use tch::{Device, Kind, Tensor};
 
 use super::rope::{Rope, RopeTables};
+use crate::device::upload;
 
 /// Each instance's document lengths (zero-padded rows are fine), as the loader made them on the host.
 pub type DocLens = [Vec<i64>];
 
+/// The sequences of a batch as variable-length attention takes them: every document (or, without
+/// documents, every instance) one after another, delimited by cumulative lengths.
+pub struct Varlen {
+    /// int32 `[sequences + 1]` on the device: 0, then each sequence's end.
+    pub cu_seqlens: Tensor,
+    /// The longest sequence.
+    pub max_len: i64,
+}
+
 pub struct ForwardContext {
     pub rope: RopeTables,
-    /// `[B, 1, T, T]` bool, true where attention is allowed (documents and causality), or `None`.
-    pub doc_mask: Option<Tensor>,
+    /// `[B, T]` document index of every token (with document masking).
+    doc_ids: Option<Tensor>,
+    /// `[B, 1, T, T]` bool, true where attention is allowed, made from `doc_ids` on first use.
+    doc_mask: OnceCell<Tensor>,
+    /// On a GPU: the batch's sequences for variable-length attention.
+    pub varlen: Option<Varlen>,
 }
 
 impl ForwardContext {
@@ -26,21 +43,31 @@ impl ForwardContext {
         device: Device,
         rope: &Rope,
     ) -> Self {
+        let lens: Vec<i64> = match doc_lens {
+            Some(rows) => rows.iter().flatten().copied().filter(|&l| l > 0).collect(),
+            None => vec![t; batch as usize],
+        };
+        let varlen = device.is_cuda().then(|| Varlen {
+            cu_seqlens: upload(&Tensor::from_slice(&cumulative(&lens)), device),
+            max_len: lens.iter().copied().max().unwrap_or(0),
+        });
         let Some(rows) = doc_lens else {
             let positions = Tensor::arange(t, (Kind::Float, device)).unsqueeze(0);
             return Self {
                 rope: rope.tables_at(&positions),
-                doc_mask: None,
+                doc_ids: None,
+                doc_mask: OnceCell::new(),
+                varlen,
             };
         };
         let (positions, ids) = positions_and_document_ids(rows);
         let positions = upload(&Tensor::from_slice(&positions).view([batch, t]), device);
         let ids = upload(&Tensor::from_slice(&ids).view([batch, t]), device);
-        let same_doc = ids.unsqueeze(2).eq_tensor(&ids.unsqueeze(1));
-        let causal = Tensor::ones([t, t], (Kind::Bool, device)).tril(0);
         Self {
             rope: rope.tables_at(&positions),
-            doc_mask: Some(same_doc.logical_and(&causal).view([batch, 1, t, t])),
+            doc_ids: Some(ids),
+            doc_mask: OnceCell::new(),
+            varlen,
         }
     }
 
@@ -48,9 +75,40 @@ impl ForwardContext {
     pub fn with_mask(positions: &Tensor, mask: Tensor, rope: &Rope) -> Self {
         Self {
             rope: rope.tables_at(&positions.to_kind(Kind::Float)),
-            doc_mask: Some(mask),
+            doc_ids: None,
+            doc_mask: OnceCell::from(mask),
+            varlen: None,
         }
     }
+
+    /// Whether attention is confined to documents (beyond causality).
+    pub fn has_documents(&self) -> bool {
+        self.doc_ids.is_some() || self.doc_mask.get().is_some()
+    }
+
+    /// The `[B, 1, T, T]` document-and-causal mask, when there are documents.
+    pub fn doc_mask(&self) -> Option<&Tensor> {
+        if let Some(m) = self.doc_mask.get() {
+            return Some(m);
+        }
+        let ids = self.doc_ids.as_ref()?;
+        Some(self.doc_mask.get_or_init(|| {
+            let (b, t) = (ids.size()[0], ids.size()[1]);
+            let same_doc = ids.unsqueeze(2).eq_tensor(&ids.unsqueeze(1));
+            let causal = Tensor::ones([t, t], (Kind::Bool, ids.device())).tril(0);
+            same_doc.logical_and(&causal).view([b, 1, t, t])
+        }))
+    }
+}
+
+/// 0 and the running sum of `lens`, as int32 (flash attention's `cu_seqlens`).
+fn cumulative(lens: &[i64]) -> Vec<i32> {
+    std::iter::once(0)
+        .chain(lens.iter().scan(0i64, |acc, &l| {
+            *acc += l;
+            Some(*acc as i32)
+        }))
+        .collect()
 }
 
 /// Every token's position in its document and its document's index, row after row, from zero-padded
@@ -76,5 +134,11 @@ mod tests {
         let (pos, ids) = positions_and_document_ids(&[vec![2, 3, 0], vec![5, 0, 0]]);
         assert_eq!(pos, vec![0.0, 1.0, 0.0, 1.0, 2.0, 0.0, 1.0, 2.0, 3.0, 4.0]);
         assert_eq!(ids, vec![0, 0, 1, 1, 1, 0, 0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn cumulative_lengths_delimit_every_document_of_every_row() {
+        assert_eq!(cumulative(&[2, 3, 5]), vec![0, 2, 5, 10]);
+        assert_eq!(cumulative(&[]), vec![0]);
     }
 }

@@ -4,6 +4,7 @@ pub mod attention;
 pub mod autocast;
 pub mod block;
 pub mod context;
+pub mod flash;
 pub mod norm;
 pub mod params;
 pub mod rope;
