@@ -1,5 +1,6 @@
 // CUDA through libtorch's own c10::cuda: how many GPUs this process can use (or libtorch's reason why
-// none: no driver, a driver too old for the wheel's CUDA, no device), and the current device. Without
+// none: no driver, a driver too old for the wheel's CUDA, no device), the current device, a GPU's
+// compute capability, and pinned host memory. Without
 // CUDA headers at build time there are no GPUs and the reason says so.
 #ifdef OLMO_TRAIN_NCCL
 #include <ATen/cuda/CUDAContext.h>
@@ -46,5 +47,11 @@ int shim_cuda_capability(int index, int* major, int* minor) {
     throw std::runtime_error("this olmo-train was built without CUDA headers");
 #endif
   });
+}
+
+// A page-locked copy of host tensor `t` in *out (torch's `t.pin_memory()`; tch only binds the variant
+// with a device argument, which torch deprecates with a warning on every call).
+int shim_pin_memory(at::Tensor* t, at::Tensor** out) {
+  return guarded([&] { *out = new at::Tensor(t->pin_memory()); });
 }
 }

@@ -7,6 +7,17 @@ extern "C" {
     fn shim_cuda_probe(count: *mut c_int) -> c_int;
     fn shim_cuda_set_device(index: c_int) -> c_int;
     fn shim_cuda_capability(index: c_int, major: *mut c_int, minor: *mut c_int) -> c_int;
+    fn shim_pin_memory(t: *mut torch_sys::C_tensor, out: *mut *mut torch_sys::C_tensor) -> c_int;
+}
+
+/// A page-locked copy of host tensor `t`, from which a copy to a GPU need not wait; `None` when
+/// pinning fails (no CUDA).
+pub fn pinned(t: &tch::Tensor) -> Option<tch::Tensor> {
+    let mut out: *mut torch_sys::C_tensor = std::ptr::null_mut();
+    // SAFETY: a live tensor handle for the call; on success the shim hands over a new tensor.
+    let code = unsafe { shim_pin_memory(t.as_ptr() as *mut torch_sys::C_tensor, &mut out) };
+    // SAFETY: on success `out` is a heap `at::Tensor` made by the shim for us alone.
+    (code == 0 && !out.is_null()).then(|| unsafe { tch::Tensor::from_ptr(out) })
 }
 
 /// The compute capability (major, minor) of GPU `index`, `None` when CUDA cannot say.

@@ -45,10 +45,10 @@ pub fn upload(t: &Tensor, device: Device) -> Tensor {
         return t.shallow_clone();
     }
     match (t.device(), device) {
-        (Device::Cpu, Device::Cuda(_)) => {
-            t.pin_memory(device)
-                .to_device_(device, t.kind(), true, false)
-        }
+        (Device::Cpu, Device::Cuda(_)) => match cuda::pinned(t) {
+            Some(p) => p.to_device_(device, t.kind(), true, false),
+            None => t.to_device(device),
+        },
         _ => t.to_device(device),
     }
 }
