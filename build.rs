@@ -20,7 +20,7 @@ fn main() {
     }
 }
 
-/// Compiles the C++ shims (cpp/: c10d, autocast, optimizer, CUDA probe, varlen flash attention) against the wheel's headers and Debian's gloo headers (unpacked into
+/// Compiles the C++ shims (cpp/: c10d, autocast, optimizer, CUDA probe, varlen flash attention, activation checkpointing) against the wheel's headers and Debian's gloo headers (unpacked into
 /// `.deps/gloo` by scripts/setup.sh; the wheel ships none), BUILD-NOTES.md §3.
 fn build_c10d_shim(lib: &Path) {
     println!("cargo:rerun-if-changed=cpp/c10d_shim.cpp");
@@ -29,6 +29,7 @@ fn build_c10d_shim(lib: &Path) {
         "cpp/optim_shim.cpp",
         "cpp/cuda_shim.cpp",
         "cpp/flash_shim.cpp",
+        "cpp/checkpoint_shim.cpp",
         "cpp/shim_guard.h",
     ] {
         println!("cargo:rerun-if-changed={f}");
@@ -51,6 +52,7 @@ fn build_c10d_shim(lib: &Path) {
         .file("cpp/optim_shim.cpp")
         .file("cpp/cuda_shim.cpp")
         .file("cpp/flash_shim.cpp")
+        .file("cpp/checkpoint_shim.cpp")
         .include(&include)
         .include(include.join("torch/csrc/api/include"))
         .include(&gloo)

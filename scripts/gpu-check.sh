@@ -10,8 +10,9 @@
 # Checks: the binary's libraries (ldd); CUDA against CPU losses over STEPS steps from one step-0
 # checkpoint written by the CUDA run (CUDA draws its initial weights from its own generator, as OLMo-core
 # does), fp32 and bf16 autocast; resume from a CUDA checkpoint; `olmo-train eval` on CUDA against CPU;
-# which SDPA kernel torch picks for our shapes; tokens/s, MFU and peak memory of olmo2_190M and olmo2_1B
-# at 4096 in bf16; with several GPUs, NCCL DDP against one process.
+# which SDPA kernel torch picks for our shapes; activation checkpointing against none; tokens/s, MFU and
+# peak memory of olmo2_190M and olmo2_1B at 4096 in bf16 (olmo2_1B also with every block checkpointed);
+# with several GPUs, NCCL DDP against one process.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-target/release/olmo-train}
@@ -142,6 +143,13 @@ if run_check "$BASE" $?; then
     run_check dev-bf16 $? &&
         compare "bf16 vs cpu fp32" losses "$OUT/dev-bf16/metrics.jsonl" "$OUT/cpu-fp32/metrics.jsonl" 3e-3
 
+    # Activation checkpointing (every block recomputed in backward) against the same bf16 run without.
+    train ac-bf16 240 "$DEVICE" "$FACTORY" "$SEQ" "$STEPS" "${SMALL[@]}" --trainer.no_checkpoints \
+        --train_module.autocast_precision=bfloat16 --load-path="$OUT/$BASE/step0" \
+        --train_module.ac_config="{mode: full}"
+    run_check ac-bf16 $? &&
+        compare "ac vs no ac" losses "$OUT/ac-bf16/metrics.jsonl" "$OUT/dev-bf16/metrics.jsonl" 1e-4
+
     train resume 240 "$DEVICE" "$FACTORY" "$SEQ" "$STEPS" "${SMALL[@]}" --trainer.no_checkpoints \
         --load-path="$OUT/$BASE/step$RESUME_AT" --trainer.load_trainer_state=true
     run_check resume $? &&
@@ -190,9 +198,10 @@ fi
 
 # --- throughput, bf16 autocast, OLMo-core's callbacks except the checkpointer: a final save of olmo2_1B
 # (19 GB with its optimizer state) would cost a lent GPU more than the training rows themselves ---
-speed() { # name ranks factory
+speed() { # name ranks factory [extra-args...]
     local name=$1 ranks=$2 factory=$3 smi="" rc
-    local args=(--train_module.autocast_precision=bfloat16 --trainer.no_checkpoints
+    shift 3
+    local args=("$@" --train_module.autocast_precision=bfloat16 --trainer.no_checkpoints
         --data_loader.global_batch_size=$((SPEED_SEQ * BATCH * ranks))
         --train_module.rank_microbatch_size=$((SPEED_SEQ * MICRO)) --trainer.metrics_collect_interval=5
         --data_loader.num_workers=4)
@@ -225,6 +234,9 @@ speed() { # name ranks factory
 for f in $SPEED_FACTORIES; do
     speed "$f-bf16-seq$SPEED_SEQ" 1 "$f"
 done
+# The largest factory again with every block checkpointed: the memory it saves, the time it costs.
+LARGEST=${SPEED_FACTORIES##* }
+speed "$LARGEST-bf16-seq$SPEED_SEQ-ac" 1 "$LARGEST" --train_module.ac_config="{mode: full}"
 if [ "$NGPU" -gt 1 ]; then
     speed "olmo2_190M-ddp$NGPU" "$NGPU" olmo2_190M
 else

@@ -4,6 +4,7 @@
 //! the scheduler's fields, and the data-parallel geometry. `--dry-run` and a run both call it, and it
 //! reports every problem at once, each with its dotted key. (Settings olmo-train does not build yet are
 //! `config::support`'s business: notes in a dry run, errors in a run.)
+use crate::config::activation_checkpointing::AcMode;
 use crate::config::train_module::{DataParallelType, SchedulerUnits};
 use crate::config::trainer::DurationUnit;
 use crate::config::ExperimentConfig;
@@ -126,6 +127,14 @@ pub fn problems(config: &ExperimentConfig, world_size: u64) -> Vec<Problem> {
                 );
             }
         }
+    }
+    match AcMode::from_config(tm.ac_config.as_ref()) {
+        Err(Error::InvalidValue { path, reason }) => problem(&path, reason),
+        Err(Error::NotSupported { path, value, hint }) => problem(
+            &path,
+            format!("{value}: not supported yet by olmo-train ({hint})"),
+        ),
+        _ => {}
     }
     out
 }

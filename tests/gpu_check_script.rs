@@ -27,6 +27,8 @@ fn gpu_check_cpu_mode_reports_every_check_and_passes() {
         "bf16 vs cpu fp32",
         "resume from step3",
         "varlen vs masked",
+        "ac vs no ac",
+        "olmo2_1M-bf16-seq128-ac",
         "eval vs cpu",
         "olmo2_1M-bf16-seq128",
     ] {

@@ -2,6 +2,7 @@
 //! nesting and defaults, and the machinery that turns a command line into it:
 //! defaults ([`example`]) → `--config FILE` → dotted [`overrides`] → typed tree ([`resolve`]) →
 //! checks of what olmo-train does not honour yet ([`support`]).
+pub mod activation_checkpointing;
 pub mod callbacks;
 pub mod data;
 pub mod example;

@@ -292,7 +292,6 @@ fn check_train_module(c: &mut Checker, config: &ExperimentConfig) {
     c.set(&t.tp_config, "train_module.tp_config", LEAVE_NULL);
     c.set(&t.cp_config, "train_module.cp_config", LEAVE_NULL);
     c.set(&t.ep_config, "train_module.ep_config", LEAVE_NULL);
-    c.set(&t.ac_config, "train_module.ac_config", LEAVE_NULL);
     c.set(
         &t.load_key_mapping,
         "train_module.load_key_mapping",

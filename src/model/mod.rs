@@ -3,6 +3,7 @@
 pub mod attention;
 pub mod autocast;
 pub mod block;
+pub mod checkpointing;
 pub mod context;
 pub mod flash;
 pub mod norm;

@@ -135,6 +135,11 @@ impl Transformer {
             .fold(input_ids.shallow_clone(), |x, u| self.run_unit(u, &x, ctx))
     }
 
+    /// The number of transformer blocks.
+    pub fn n_blocks(&self) -> usize {
+        self.blocks.len()
+    }
+
     /// Whether any layer uses sliding-window attention (whose window follows sequence order, so packed
     /// sequences with their own positions cannot use it).
     pub fn has_sliding_window(&self) -> bool {

@@ -9,6 +9,7 @@ use tch::{Device, Kind, Tensor};
 
 use super::device_metrics::DeviceMetrics;
 use super::metric_names as names;
+use crate::config::activation_checkpointing::AcMode;
 use crate::config::train_module::{OptimConfig, SchedulerConfig, TransformerTrainModuleConfig};
 use crate::config::DType;
 use crate::data::Batch;
@@ -17,6 +18,7 @@ use crate::dist::ProcessGroup;
 use crate::error::{Error, Result};
 use crate::loss::{labels, lm_loss, HeadScratch, LossSettings};
 use crate::model::autocast::AutocastGuard;
+use crate::model::checkpointing::Recomputes;
 use crate::model::Transformer;
 use crate::optim::clip::{clip_grad_norm, grad_norm};
 use crate::optim::scheduler::lr_at;
@@ -48,6 +50,10 @@ pub struct TrainModule {
     device: Device,
     /// The chunked LM loss's buffers, reused by every micro-batch of every step.
     head_scratch: HeadScratch,
+    /// `ac_config`: per block, whether it is recomputed in backward (`None`: no checkpointing).
+    checkpointed: Option<Vec<bool>>,
+    /// What the backward of checkpointed blocks needs, held from a micro-batch's forward to its backward.
+    recomputes: Recomputes,
 }
 
 impl TrainModule {
@@ -72,6 +78,8 @@ impl TrainModule {
             .map(|(n, t)| (n.clone(), t.shallow_clone()))
             .collect();
         let optim = AdamW::new(params, adamw)?;
+        let checkpointed =
+            AcMode::from_config(cfg.ac_config.as_ref())?.map(|m| m.blocks(model.n_blocks()));
         Ok(Self {
             dp: None,
             reducer: None,
@@ -85,6 +93,8 @@ impl TrainModule {
             ignore_index: cfg.label_ignore_index,
             device,
             head_scratch: HeadScratch::default(),
+            checkpointed,
+            recomputes: Recomputes::default(),
         })
     }
 
@@ -132,7 +142,13 @@ impl TrainModule {
                 .as_ref()
                 .map(|d| &d[start as usize..(start + len) as usize]);
             let autocast = self.bf16_autocast.then(|| AutocastGuard::bf16(self.device));
-            let hidden = self.model.forward_hidden(&ids, docs);
+            let hidden = match &self.checkpointed {
+                Some(flags) => self
+                    .model
+                    .forward_hidden_checkpointed(&ids, docs, flags, &mut self.recomputes)
+                    .map_err(|reason| Error::Training { step: 0, reason })?,
+                None => self.model.forward_hidden(&ids, docs),
+            };
             let head = self.model.lm_head_weight();
             let parts = lm_loss(&hidden, head, &lab, &div, &settings, &mut self.head_scratch);
             drop(autocast);
@@ -146,6 +162,7 @@ impl TrainModule {
                 }
             }
             parts.backward.backward();
+            self.recomputes.clear();
             start += len;
         }
         let mut metrics = DeviceMetrics::default();

@@ -1,0 +1,153 @@
+//! OLMo-core's `train_module.ac_config` end to end: checkpointing every block, or every other block,
+//! trains exactly as without it (losses, grad norms and final weights bit for bit, over micro-batches),
+//! in one process and in two under DDP; modes that are not built are refused by name.
+use std::path::Path;
+use std::process::{Command, Output};
+
+use tch::Tensor;
+
+mod common;
+
+fn free_port() -> String {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string()
+}
+
+fn run(dir: &Path, name: &str, ranks: u32, extra: &[&str]) -> Output {
+    let data = common::learnable_tokens(dir, 20_000);
+    let mut args: Vec<String> = Vec::new();
+    if ranks > 1 {
+        args.extend([
+            "launch".to_string(),
+            format!("--nproc-per-node={ranks}"),
+            format!("--master-port={}", free_port()),
+        ]);
+    }
+    args.extend(
+        [
+            name,
+            "--model-factory=olmo2_1M",
+            "--sequence-length=32",
+            "--trainer.device=cpu",
+            "--model.vocab_size=1024",
+            "--dataset.tokenizer={vocab_size: 1000, eos_token_id: 0, pad_token_id: 999}",
+            "--data_loader.global_batch_size=256",
+            "--data_loader.num_workers=1",
+            "--train_module.rank_microbatch_size=64",
+            "--train_module.optim.lr=0.01",
+            "--trainer.max_duration={value: 5, unit: steps}",
+            "--trainer.metrics_collect_interval=1",
+            "--trainer.callbacks.lm_evaluator.enabled=false",
+            "--trainer.callbacks.downstream_evaluator.enabled=false",
+            "--trainer.callbacks.checkpointer={save_interval: 5, ephemeral_save_interval: null}",
+        ]
+        .iter()
+        .map(|s| s.to_string()),
+    );
+    args.push(format!("--dataset.paths=[{}]", data.display()));
+    args.push(format!("--save-folder={}", dir.join(name).display()));
+    args.push(format!("--work-dir={}", dir.join("cache").display()));
+    args.extend(extra.iter().map(|s| s.to_string()));
+    Command::new(env!("CARGO_BIN_EXE_olmo-train"))
+        .args(&args)
+        .env("OMP_NUM_THREADS", "1")
+        .output()
+        .unwrap()
+}
+
+/// Per step: CE loss and total grad norm, as logged.
+fn trajectory(dir: &Path, name: &str) -> Vec<(f64, f64)> {
+    std::fs::read_to_string(dir.join(name).join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["train/CE loss"].as_f64().unwrap(),
+                v["optim/total grad norm"].as_f64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn final_weights(dir: &Path, name: &str) -> Vec<(String, Tensor)> {
+    let path = dir
+        .join(name)
+        .join("step5/model_and_optim/model.safetensors");
+    let mut w = Tensor::read_safetensors(path).unwrap();
+    w.sort_by(|a, b| a.0.cmp(&b.0));
+    w
+}
+
+fn assert_same_training(dir: &Path, a: &str, b: &str) {
+    let (ta, tb) = (trajectory(dir, a), trajectory(dir, b));
+    assert_eq!(ta.len(), 5);
+    assert_eq!(ta, tb, "{a} vs {b}");
+    for ((na, wa), (nb, wb)) in final_weights(dir, a).iter().zip(final_weights(dir, b)) {
+        assert_eq!(na, &nb);
+        assert!(wa.equal(&wb), "{na} differs between {a} and {b}");
+    }
+}
+
+#[test]
+fn checkpointed_blocks_train_bit_for_bit_as_plain_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (name, extra) in [
+        ("plain", None),
+        ("full", Some("--train_module.ac_config={mode: full}")),
+        (
+            "every-other",
+            Some("--train_module.ac_config={mode: selected_blocks, block_interval: 2}"),
+        ),
+    ] {
+        let out = run(d, name, 1, extra.as_slice());
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_same_training(d, "plain", "full");
+    assert_same_training(d, "plain", "every-other");
+}
+
+#[test]
+fn checkpointing_under_ddp_trains_as_ddp_without_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (name, extra) in [
+        ("ddp-plain", None),
+        ("ddp-full", Some("--train_module.ac_config={mode: full}")),
+    ] {
+        let out = run(d, name, 2, extra.as_slice());
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_same_training(d, "ddp-plain", "ddp-full");
+}
+
+#[test]
+fn modes_that_are_not_built_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(
+        dir.path(),
+        "budget",
+        1,
+        &["--train_module.ac_config={mode: budget, activation_memory_budget: 0.5}"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("train_module.ac_config.mode")
+            && stderr.contains("only 'full' and 'selected_blocks'"),
+        "{stderr}"
+    );
+}
