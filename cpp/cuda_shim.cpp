@@ -4,6 +4,7 @@
 // CUDA headers at build time there are no GPUs and the reason says so.
 #ifdef OLMO_TRAIN_NCCL
 #include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAFunctions.h>
 #endif
 
@@ -53,5 +54,26 @@ int shim_cuda_capability(int index, int* major, int* minor) {
 // with a device argument, which torch deprecates with a warning on every call).
 int shim_pin_memory(at::Tensor* t, at::Tensor** out) {
   return guarded([&] { *out = new at::Tensor(t->pin_memory()); });
+}
+
+// The caching allocator's figures for GPU `index` since the last reset, as torch.cuda.memory_stats
+// reads them: out = [active_bytes.all.peak, reserved_bytes.all.peak, num_alloc_retries, num_ooms,
+// the GPU's total memory]; then the peaks start again (torch.cuda.reset_peak_memory_stats).
+int shim_cuda_memory_stats(int index, int64_t* out) {
+  return guarded([&] {
+#ifdef OLMO_TRAIN_NCCL
+    const auto device = static_cast<c10::DeviceIndex>(index);
+    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device);
+    const auto all = static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE);
+    out[0] = stats.active_bytes[all].peak;
+    out[1] = stats.reserved_bytes[all].peak;
+    out[2] = stats.num_alloc_retries;
+    out[3] = stats.num_ooms;
+    out[4] = static_cast<int64_t>(at::cuda::getDeviceProperties(device)->totalGlobalMem);
+    c10::cuda::CUDACachingAllocator::resetPeakStats(device);
+#else
+    throw std::runtime_error("this olmo-train was built without CUDA headers");
+#endif
+  });
 }
 }

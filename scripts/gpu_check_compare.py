@@ -65,6 +65,9 @@ def speed(metrics_path, log_path, mem_path, peak, ranks):
             mem = f"{max(vals) / 1024:.1f} GiB"
     except OSError:
         pass
+    active = [x["gpu_memory/GPU active mem (GiB)"] for x in r if "gpu_memory/GPU active mem (GiB)" in x]
+    if active:
+        mem += f" (allocator: {max(active):.1f} GiB active)"
     return ok(f"{tps:,.0f} tokens/s per device, MFU {mfu}, peak GPU memory {mem}, "
               f"data loading {sum(dl) / len(dl):.2f}%, {ranks} rank(s), to step {last['step']}")
 

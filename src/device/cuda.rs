@@ -8,6 +8,34 @@ extern "C" {
     fn shim_cuda_set_device(index: c_int) -> c_int;
     fn shim_cuda_capability(index: c_int, major: *mut c_int, minor: *mut c_int) -> c_int;
     fn shim_pin_memory(t: *mut torch_sys::C_tensor, out: *mut *mut torch_sys::C_tensor) -> c_int;
+    fn shim_cuda_memory_stats(index: c_int, out: *mut i64) -> c_int;
+}
+
+/// The caching allocator's peaks since the previous call (which resets them), in bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct MemoryPeaks {
+    pub active: i64,
+    pub reserved: i64,
+    /// Allocations that had to free cached blocks and retry, since the start.
+    pub alloc_retries: i64,
+    pub ooms: i64,
+    /// The GPU's memory.
+    pub total: i64,
+}
+
+/// GPU `index`'s allocator peaks (host-side counters: no GPU sync), then a fresh start for them.
+pub fn memory_peaks(index: usize) -> Option<MemoryPeaks> {
+    let mut v = [0i64; 5];
+    // SAFETY: `v` holds the five values the shim writes; it catches every C++ exception.
+    (unsafe { shim_cuda_memory_stats(index as c_int, v.as_mut_ptr()) } == 0).then_some(
+        MemoryPeaks {
+            active: v[0],
+            reserved: v[1],
+            alloc_retries: v[2],
+            ooms: v[3],
+            total: v[4],
+        },
+    )
 }
 
 /// A page-locked copy of host tensor `t`, from which a copy to a GPU need not wait; `None` when

@@ -6,7 +6,7 @@ mod placement;
 
 use tch::{Device, Tensor};
 
-pub use cuda::{capability, Gpus};
+pub use cuda::{capability, memory_peaks, Gpus, MemoryPeaks};
 pub use placement::{place, DeviceRequest, RankSlot};
 
 use crate::error::{Error, Result};

@@ -21,3 +21,9 @@ pub const CHECKPOINT_SAVE_SECONDS: &str = "checkpoint/save_duration_s";
 pub fn lr(group: usize) -> String {
     format!("optim/LR (group {group})")
 }
+
+// OLMo-core's gpu_monitor callback.
+pub const GPU_ACTIVE_GIB: &str = "gpu_memory/GPU active mem (GiB)";
+pub const GPU_ACTIVE_PCT: &str = "gpu_memory/GPU active mem (%)";
+pub const GPU_RESERVED_GIB: &str = "gpu_memory/GPU reserved mem (GiB)";
+pub const GPU_RESERVED_PCT: &str = "gpu_memory/GPU reserved mem (%)";

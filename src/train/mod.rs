@@ -4,6 +4,7 @@
 pub mod checkpointer;
 pub mod device_metrics;
 pub mod duration;
+mod gpu_memory;
 mod group;
 pub mod metric_names;
 pub mod metrics;

@@ -140,6 +140,7 @@ fn build_trainer(
             .map_err(|e| Error::Internal(format!("the config is not JSON: {e}")))?,
         data_paths: data_paths(&loader),
         check_replicas: check_replicas_requested(group.is_some()),
+        gpu_monitor: t.callbacks.gpu_monitor.is_some(),
     };
     let max_steps = super::duration::max_steps(
         &t.max_duration,

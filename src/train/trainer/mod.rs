@@ -15,6 +15,7 @@ use tch::Tensor;
 
 use super::checkpointer::Checkpointer;
 use super::duration::{is_due, max_steps, Progress};
+use super::gpu_memory::GpuMemoryMonitor;
 use super::metric_names as names;
 use super::metrics::{console_block, StepMetrics};
 use super::throughput::SpeedMonitor;
@@ -36,6 +37,8 @@ pub struct TrainerOptions {
     pub data_paths: Vec<String>,
     /// `OLMO_TRAIN_CHECK_REPLICAS=1`: after every step, check that all ranks hold the same weights.
     pub check_replicas: bool,
+    /// `callbacks.gpu_monitor` is configured (it reports on GPUs only).
+    pub gpu_monitor: bool,
 }
 
 /// Everything a trainer is made of; `train::run` builds each part with a named builder.
@@ -94,6 +97,7 @@ pub struct Trainer {
     losses: Vec<f64>,
     started: Instant,
     speed: SpeedMonitor,
+    gpu_memory: Option<GpuMemoryMonitor>,
     checkpointer: Checkpointer,
     snapshots: u64,
     evals: Vec<EvalSchedule>,
@@ -128,6 +132,7 @@ impl Trainer {
             }
             module.with_data_parallel(g.clone())?;
         }
+        let gpu_memory = GpuMemoryMonitor::start(module.device(), opts.gpu_monitor);
         let mut trainer = Self {
             opts,
             module,
@@ -143,6 +148,7 @@ impl Trainer {
             losses: Vec::new(),
             started: Instant::now(),
             speed: SpeedMonitor::default(),
+            gpu_memory,
             checkpointer,
             snapshots: 0,
             evals,
@@ -274,6 +280,9 @@ impl Trainer {
         );
         if let Some(s) = save_seconds {
             host.insert(names::CHECKPOINT_SAVE_SECONDS.into(), s);
+        }
+        if let Some(m) = &mut self.gpu_memory {
+            host.extend(m.step());
         }
         let finishing = self.is_done();
         host.extend(self.evaluate(|e| e.due(step) || (finishing && e.on_finish))?);
