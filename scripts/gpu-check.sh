@@ -12,7 +12,8 @@
 # does), fp32 and bf16 autocast; resume from a CUDA checkpoint; `olmo-train eval` on CUDA against CPU;
 # which SDPA kernel torch picks for our shapes; activation checkpointing against none; tokens/s, MFU and
 # peak memory of olmo2_190M and olmo2_1B at 4096 in bf16 (olmo2_1B also with every block checkpointed);
-# with several GPUs, NCCL DDP against one process.
+# 2-rank data parallel against one process (Gloo on the CPU, NCCL with 2+ GPUs) and, with 2+ GPUs, its
+# throughput.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-target/release/olmo-train}
@@ -46,6 +47,7 @@ else
         "driver $(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null | head -1)" | tee -a "$SUMMARY"
 fi
 RESUME_AT=$((STEPS / 2))
+LAUNCH=() # `launch --nproc-per-node=N` for a data-parallel run
 
 report() { # name status detail
     printf '%-22s %-4s %s\n' "$1" "$2" "$3" | tee -a "$SUMMARY"
@@ -77,7 +79,7 @@ train() { # name limit_s device factory seq steps extra-args...
     local name=$1 limit=$2 dev=$3 factory=$4 seq=$5 steps=$6
     shift 6
     rm -rf "${OUT:?}/$name"
-    timed "$name" "$limit" "$BIN" "$name" --model-factory="$factory" --trainer.device="$dev" \
+    timed "$name" "$limit" "$BIN" ${LAUNCH[@]+"${LAUNCH[@]}"} "$name" --model-factory="$factory" --trainer.device="$dev" \
         --sequence-length="$seq" --dataset.paths="[$OUT/tokens.npy]" --dataset.dtype=uint16 \
         --train_module.max_sequence_length="$seq" --trainer.max_duration="{value: $steps, unit: steps}" \
         --trainer.callbacks.lm_evaluator.enabled=false --trainer.callbacks.downstream_evaluator.enabled=false \
@@ -181,6 +183,20 @@ if run_check "$BASE" $?; then
     if [ -f "$OUT/eval-dev.json" ] && [ -f "$OUT/eval-cpu.json" ]; then
         compare "eval vs cpu" eval "$OUT/eval-dev.json" "$OUT/eval-cpu.json" 1e-4
     fi
+
+    # Data parallel against one process: the same global batch over 2 ranks (NCCL on GPUs, Gloo on the
+    # CPU), from the same step-0 checkpoint.
+    if [ "$DEVICE" = cpu ] || [ "$NGPU" -gt 1 ]; then
+        LAUNCH=(launch --nproc-per-node=2 --master-port=$((20000 + RANDOM % 20000)))
+        train ddp2 240 "$DEVICE" "$FACTORY" "$SEQ" "$STEPS" "${SMALL[@]}" --trainer.no_checkpoints \
+            --load-path="$OUT/$BASE/step0"
+        ddp_rc=$?
+        LAUNCH=()
+        run_check ddp2 $ddp_rc &&
+            compare "ddp2 vs one process" losses "$OUT/ddp2/metrics.jsonl" "$OUT/$BASE/metrics.jsonl" 1e-4
+    else
+        report "ddp2 vs one process" SKIP "needs 2 GPUs, found $NGPU"
+    fi
 fi
 
 # --- which attention kernel ---
@@ -211,7 +227,7 @@ speed() { # name ranks factory [extra-args...]
     fi
     if [ "$ranks" -gt 1 ]; then
         rm -rf "${OUT:?}/$name"
-        timed "$name" 200 "$BIN" launch --nproc-per-node="$ranks" "$name" --model-factory="$factory" \
+        timed "$name" 200 "$BIN" launch --nproc-per-node="$ranks" --master-port=$((20000 + RANDOM % 20000)) "$name" --model-factory="$factory" \
             --trainer.device="$DEVICE" --sequence-length="$SPEED_SEQ" --dataset.paths="[$OUT/tokens.npy]" \
             --dataset.dtype=uint16 --train_module.max_sequence_length="$SPEED_SEQ" \
             --trainer.max_duration="{value: $SPEED_STEPS, unit: steps}" \

@@ -30,6 +30,7 @@ fn gpu_check_cpu_mode_reports_every_check_and_passes() {
         "ac vs no ac",
         "olmo2_1M-bf16-seq128-ac",
         "eval vs cpu",
+        "ddp2 vs one process",
         "olmo2_1M-bf16-seq128",
     ] {
         let line = summary
