@@ -16,3 +16,13 @@ pub(crate) fn last_shim_error() -> String {
         .unwrap_or_default()
         .to_string()
 }
+
+/// The tensor a shim handed over through its out-pointer (a heap `at::Tensor` made for the caller
+/// alone), or the shim's error when it returned nonzero or no tensor.
+pub(crate) fn take_tensor(code: i32, out: *mut torch_sys::C_tensor) -> Result<tch::Tensor, String> {
+    if code != 0 || out.is_null() {
+        return Err(last_shim_error());
+    }
+    // SAFETY: on success the shim's out-pointer holds a new `at::Tensor` nobody else owns.
+    Ok(unsafe { tch::Tensor::from_ptr(out) })
+}

@@ -8,15 +8,6 @@ use tch::Tensor;
 
 mod common;
 
-fn free_port() -> String {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-        .to_string()
-}
-
 fn run(dir: &Path, name: &str, ranks: u32, extra: &[&str]) -> Output {
     let data = common::learnable_tokens(dir, 20_000);
     let mut args: Vec<String> = Vec::new();
@@ -24,7 +15,7 @@ fn run(dir: &Path, name: &str, ranks: u32, extra: &[&str]) -> Output {
         args.extend([
             "launch".to_string(),
             format!("--nproc-per-node={ranks}"),
-            format!("--master-port={}", free_port()),
+            format!("--master-port={}", common::free_port()),
         ]);
     }
     args.extend(

@@ -9,15 +9,6 @@ use std::time::{Duration, Instant};
 
 use tch::Tensor;
 
-fn free_port() -> String {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-        .to_string()
-}
-
 mod common;
 
 fn data(dir: &Path) -> PathBuf {
@@ -63,7 +54,7 @@ fn launch(n: u32, args: &[String]) -> Output {
     let mut a = vec![
         "launch".to_string(),
         format!("--nproc-per-node={n}"),
-        format!("--master-port={}", free_port()),
+        format!("--master-port={}", common::free_port()),
     ];
     a.extend(args.iter().cloned());
     olmo_train(&a)
@@ -144,7 +135,7 @@ fn two_processes_match_one_process() {
         let mut a = vec![
             "launch".to_string(),
             "--nproc-per-node=2".to_string(),
-            format!("--master-port={}", free_port()),
+            format!("--master-port={}", common::free_port()),
         ];
         a.extend(with_evals("two"));
         Command::new(env!("CARGO_BIN_EXE_olmo-train"))
@@ -265,7 +256,7 @@ fn a_killed_worker_stops_the_run_within_30_seconds_leaving_nothing() {
     let mut args = vec![
         "launch".to_string(),
         "--nproc-per-node=2".into(),
-        format!("--master-port={}", free_port()),
+        format!("--master-port={}", common::free_port()),
     ];
     args.extend(train_args(
         &marker,
@@ -324,7 +315,7 @@ fn olmo_cores_tutorial_command_runs_on_cpu() {
     let mut args = vec![
         "launch".to_string(),
         "--nproc-per-node=2".into(),
-        format!("--master-port={}", free_port()),
+        format!("--master-port={}", common::free_port()),
     ];
     args.extend(
         [

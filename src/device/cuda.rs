@@ -44,8 +44,7 @@ pub fn pinned(t: &tch::Tensor) -> Option<tch::Tensor> {
     let mut out: *mut torch_sys::C_tensor = std::ptr::null_mut();
     // SAFETY: a live tensor handle for the call; on success the shim hands over a new tensor.
     let code = unsafe { shim_pin_memory(t.as_ptr() as *mut torch_sys::C_tensor, &mut out) };
-    // SAFETY: on success `out` is a heap `at::Tensor` made by the shim for us alone.
-    (code == 0 && !out.is_null()).then(|| unsafe { tch::Tensor::from_ptr(out) })
+    crate::shim_error::take_tensor(code, out).ok()
 }
 
 /// The compute capability (major, minor) of GPU `index`, `None` when CUDA cannot say.

@@ -128,7 +128,6 @@ impl Attention {
         ctx: &ForwardContext,
         window_left: Option<i64>,
     ) -> Option<Tensor> {
-        let varlen = ctx.varlen.as_ref()?;
         let device = q.device();
         let half_kind = match q.kind() {
             Kind::BFloat16 | Kind::Half => Some(q.kind()),
@@ -150,6 +149,7 @@ impl Attention {
         if !use_varlen_flash(&case) {
             return None;
         }
+        let varlen = ctx.varlen()?;
         let kind = half_kind?;
         let flat = |x: &Tensor, heads: i64| x.reshape([-1, heads, self.head_dim]).to_kind(kind);
         let (fq, fk, fv) = (

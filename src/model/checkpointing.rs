@@ -10,7 +10,7 @@ use super::autocast::{self, AutocastGuard};
 use super::context::{DocLens, ForwardContext};
 use super::transformer::Transformer;
 use super::units::Unit;
-use crate::shim_error::last_shim_error;
+use crate::shim_error::take_tensor;
 
 type UnitFn = extern "C" fn(*mut c_void, *mut torch_sys::C_tensor) -> *mut torch_sys::C_tensor;
 
@@ -122,14 +122,7 @@ impl Transformer {
                 &mut out,
             )
         };
-        if code != 0 || out.is_null() {
-            return Err(format!(
-                "activation checkpointing of {unit:?}: {}",
-                last_shim_error()
-            ));
-        }
-        // SAFETY: `out` is a heap `at::Tensor` made by the shim for us alone.
-        Ok(unsafe { Tensor::from_ptr(out) })
+        take_tensor(code, out).map_err(|e| format!("activation checkpointing of {unit:?}: {e}"))
     }
 }
 

@@ -1,9 +1,9 @@
 //! What every unit of one forward shares: RoPE's sin/cos tables and how attention is confined
 //! (documents and causality), built once per forward. Both come from positions and document lengths
 //! that the host has (the loader made them there): the forward never reads a device tensor back (on a
-//! GPU each read would wait for the queued kernels). On a GPU the documents also come as cumulative
-//! lengths for variable-length flash attention; the dense `[B, 1, T, T]` mask is built only if a layer
-//! asks for it.
+//! GPU each read would wait for the queued kernels). The documents also come as cumulative lengths for
+//! variable-length flash attention; those and the dense `[B, 1, T, T]` mask are built only if a layer
+//! asks for them.
 use std::cell::OnceCell;
 
 use tch::{Device, Kind, Tensor};
@@ -29,8 +29,12 @@ pub struct ForwardContext {
     doc_ids: Option<Tensor>,
     /// `[B, 1, T, T]` bool, true where attention is allowed, made from `doc_ids` on first use.
     doc_mask: OnceCell<Tensor>,
-    /// On a GPU: the batch's sequences for variable-length attention.
-    pub varlen: Option<Varlen>,
+    /// The lengths of the batch's sequences (documents, else instances), on the host; `None` for
+    /// packed sequences with an explicit mask.
+    seq_lens: Option<Vec<i64>>,
+    device: Device,
+    /// `seq_lens` for variable-length attention, made on first use.
+    varlen: OnceCell<Varlen>,
 }
 
 impl ForwardContext {
@@ -43,13 +47,9 @@ impl ForwardContext {
         device: Device,
         rope: &Rope,
     ) -> Self {
-        let lens: Vec<i64> = match doc_lens {
+        let seq_lens = Some(match doc_lens {
             Some(rows) => rows.iter().flatten().copied().filter(|&l| l > 0).collect(),
             None => vec![t; batch as usize],
-        };
-        let varlen = device.is_cuda().then(|| Varlen {
-            cu_seqlens: upload(&Tensor::from_slice(&cumulative(&lens)), device),
-            max_len: lens.iter().copied().max().unwrap_or(0),
         });
         let Some(rows) = doc_lens else {
             let positions = Tensor::arange(t, (Kind::Float, device)).unsqueeze(0);
@@ -57,7 +57,9 @@ impl ForwardContext {
                 rope: rope.tables_at(&positions),
                 doc_ids: None,
                 doc_mask: OnceCell::new(),
-                varlen,
+                seq_lens,
+                device,
+                varlen: OnceCell::new(),
             };
         };
         let (positions, ids) = positions_and_document_ids(rows);
@@ -67,7 +69,9 @@ impl ForwardContext {
             rope: rope.tables_at(&positions),
             doc_ids: Some(ids),
             doc_mask: OnceCell::new(),
-            varlen,
+            seq_lens,
+            device,
+            varlen: OnceCell::new(),
         }
     }
 
@@ -76,14 +80,26 @@ impl ForwardContext {
         Self {
             rope: rope.tables_at(&positions.to_kind(Kind::Float)),
             doc_ids: None,
+            device: mask.device(),
             doc_mask: OnceCell::from(mask),
-            varlen: None,
+            seq_lens: None,
+            varlen: OnceCell::new(),
         }
     }
 
     /// Whether attention is confined to documents (beyond causality).
     pub fn has_documents(&self) -> bool {
         self.doc_ids.is_some() || self.doc_mask.get().is_some()
+    }
+
+    /// The batch's sequences for variable-length attention (`None` for packed sequences with an
+    /// explicit mask), uploaded on first use.
+    pub fn varlen(&self) -> Option<&Varlen> {
+        let lens = self.seq_lens.as_ref()?;
+        Some(self.varlen.get_or_init(|| Varlen {
+            cu_seqlens: upload(&Tensor::from_slice(&cumulative(lens)), self.device),
+            max_len: lens.iter().copied().max().unwrap_or(0),
+        }))
     }
 
     /// The `[B, 1, T, T]` document-and-causal mask, when there are documents.
@@ -140,5 +156,27 @@ mod tests {
     fn cumulative_lengths_delimit_every_document_of_every_row() {
         assert_eq!(cumulative(&[2, 3, 5]), vec![0, 2, 5, 10]);
         assert_eq!(cumulative(&[]), vec![0]);
+    }
+
+    /// Documents (zero padding dropped), else whole instances, as int32 `cu_seqlens` with the longest.
+    #[test]
+    fn varlen_sequences_are_the_documents_or_the_instances() {
+        let rope = Rope::new(8, 10_000.0);
+        let read = |ctx: &ForwardContext| {
+            let v = ctx.varlen().unwrap();
+            assert_eq!(v.cu_seqlens.kind(), Kind::Int);
+            (Vec::<i32>::try_from(&v.cu_seqlens).unwrap(), v.max_len)
+        };
+        let docs = [vec![2, 3, 0], vec![5, 0, 0]];
+        let ctx = ForwardContext::new(2, 5, Some(&docs), Device::Cpu, &rope);
+        assert_eq!(read(&ctx), (vec![0, 2, 5, 10], 5));
+        let ctx = ForwardContext::new(3, 4, None, Device::Cpu, &rope);
+        assert_eq!(read(&ctx), (vec![0, 4, 8, 12], 4));
+        let packed = ForwardContext::with_mask(
+            &Tensor::zeros([1, 4], (Kind::Int64, Device::Cpu)),
+            Tensor::ones([1, 1, 4, 4], (Kind::Bool, Device::Cpu)),
+            &rope,
+        );
+        assert!(packed.varlen().is_none());
     }
 }

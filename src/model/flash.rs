@@ -8,7 +8,7 @@ use std::ffi::c_int;
 use tch::Tensor;
 
 use super::context::Varlen;
-use crate::shim_error::last_shim_error;
+use crate::shim_error::take_tensor;
 
 extern "C" {
     fn shim_flash_varlen(
@@ -73,11 +73,7 @@ pub fn varlen_flash(
             &mut out,
         )
     };
-    if code != 0 || out.is_null() {
-        return Err(last_shim_error());
-    }
-    // SAFETY: `out` is a heap `at::Tensor` made by the shim for us alone.
-    Ok(unsafe { Tensor::from_ptr(out) })
+    take_tensor(code, out)
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::ffi::c_int;
 
 use tch::{Kind, Tensor};
 
-use crate::shim_error::last_shim_error;
+use crate::shim_error::take_tensor;
 
 extern "C" {
     fn shim_foreach_clip(
@@ -75,11 +75,7 @@ fn foreach_total_norm(grads: &[Tensor], max_norm: Option<f64>) -> Result<Tensor,
             &mut out,
         )
     };
-    if code != 0 || out.is_null() {
-        return Err(last_shim_error());
-    }
-    // SAFETY: `out` is a heap `at::Tensor` made by the shim for us alone.
-    Ok(unsafe { Tensor::from_ptr(out) })
+    take_tensor(code, out)
 }
 
 #[cfg(test)]

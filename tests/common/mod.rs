@@ -38,3 +38,13 @@ pub fn losses(save: &Path) -> Vec<f64> {
 }
 
 pub mod pinned;
+
+/// A TCP port free on this machine right now, for a rendezvous.
+pub fn free_port() -> String {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string()
+}
