@@ -20,7 +20,7 @@ fn main() {
     }
 }
 
-/// Compiles the C++ shims (cpp/: c10d, autocast, optimizer, CUDA probe, varlen flash attention, activation checkpointing) against the wheel's headers and Debian's gloo headers (unpacked into
+/// Compiles the C++ shims (cpp/: c10d, autocast, optimizer, CUDA probe, varlen flash attention, activation checkpointing, sharded data parallelism) against the wheel's headers and Debian's gloo headers (unpacked into
 /// `.deps/gloo` by scripts/setup.sh; the wheel ships none), BUILD-NOTES.md §3.
 fn build_c10d_shim(lib: &Path) {
     println!("cargo:rerun-if-changed=cpp/c10d_shim.cpp");
@@ -30,6 +30,7 @@ fn build_c10d_shim(lib: &Path) {
         "cpp/cuda_shim.cpp",
         "cpp/flash_shim.cpp",
         "cpp/checkpoint_shim.cpp",
+        "cpp/fsdp_shim.cpp",
         "cpp/shim_guard.h",
     ] {
         println!("cargo:rerun-if-changed={f}");
@@ -53,6 +54,7 @@ fn build_c10d_shim(lib: &Path) {
         .file("cpp/cuda_shim.cpp")
         .file("cpp/flash_shim.cpp")
         .file("cpp/checkpoint_shim.cpp")
+        .file("cpp/fsdp_shim.cpp")
         .include(&include)
         .include(include.join("torch/csrc/api/include"))
         .include(&gloo)

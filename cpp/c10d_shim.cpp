@@ -29,7 +29,43 @@ struct Group {
   // Shut down before the group goes (NCCL's communicators and watchdog thread), as
   // destroy_process_group does; null without CUDA.
   c10::intrusive_ptr<c10d::Backend> nccl;
+  // What a sub-group needs to build its own backends over the same store.
+  std::string host;
+  int timeout_ms = 0;
+  int cuda_device = -1;
 };
+
+// Gloo for CPU tensors and, with cuda_device >= 0, NCCL for CUDA tensors, behind one ProcessGroup
+// front over `store` (already prefixed): how torch's own init_process_group and new_group build a group.
+Group* make_group(c10::intrusive_ptr<c10d::Store> root, c10::intrusive_ptr<c10d::Store> store,
+                  const std::string& host, int rank, int world, int timeout_ms, int cuda_device) {
+  auto gopts = c10d::ProcessGroupGloo::Options::create(std::chrono::milliseconds(timeout_ms));
+  gopts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(host));
+  auto gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, world, gopts);
+  auto pg = c10::make_intrusive<c10d::ProcessGroup>(store, rank, world);
+  pg->setBackend(c10::DeviceType::CPU, c10d::ProcessGroup::BackendType::GLOO, gloo);
+  pg->setDefaultBackend(c10d::ProcessGroup::BackendType::GLOO);
+  c10::intrusive_ptr<c10d::Backend> nccl_backend;
+  if (cuda_device >= 0) {
+#ifdef OLMO_TRAIN_NCCL
+    c10::cuda::set_device(static_cast<c10::DeviceIndex>(cuda_device));
+    auto nopts = c10d::ProcessGroupNCCL::Options::create();
+    nopts->timeout = std::chrono::milliseconds(timeout_ms);
+    auto ncclStore = c10::make_intrusive<c10d::PrefixStore>("nccl/", store);
+    auto nccl = c10::make_intrusive<c10d::ProcessGroupNCCL>(ncclStore, rank, world, nopts);
+    pg->setBackend(c10::DeviceType::CUDA, c10d::ProcessGroup::BackendType::NCCL, nccl);
+    nccl_backend = nccl;
+#else
+    throw std::runtime_error(
+        "this olmo-train was built without NCCL (no CUDA/NCCL headers at build time): rebuild after scripts/setup.sh on a CUDA torch wheel");
+#endif
+  }
+  return new Group{root, gloo, pg, nccl_backend, host, timeout_ms, cuda_device};
+}
+
+c10d::ReduceOp reduce_op(int op) {
+  return op == 1 ? c10d::ReduceOp(c10d::ReduceOp::AVG) : c10d::ReduceOp(c10d::ReduceOp::SUM);
+}
 }  // namespace
 
 extern "C" {
@@ -51,29 +87,67 @@ int shim_group_new(const char* host, int port, int rank, int world, int timeout_
     opts.timeout = std::chrono::milliseconds(timeout_ms);
     auto store = c10::make_intrusive<c10d::TCPStore>(std::string(host), opts);
     auto prefixed = c10::make_intrusive<c10d::PrefixStore>("olmo-train/", store);
-    auto gopts = c10d::ProcessGroupGloo::Options::create(std::chrono::milliseconds(timeout_ms));
-    gopts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(std::string(host)));
-    auto gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(prefixed, rank, world, gopts);
-    auto pg = c10::make_intrusive<c10d::ProcessGroup>(prefixed, rank, world);
-    pg->setBackend(c10::DeviceType::CPU, c10d::ProcessGroup::BackendType::GLOO, gloo);
-    pg->setDefaultBackend(c10d::ProcessGroup::BackendType::GLOO);
-    c10::intrusive_ptr<c10d::Backend> nccl_backend;
-    if (cuda_device >= 0) {
-#ifdef OLMO_TRAIN_NCCL
-      c10::cuda::set_device(static_cast<c10::DeviceIndex>(cuda_device));
-      auto nopts = c10d::ProcessGroupNCCL::Options::create();
-      nopts->timeout = std::chrono::milliseconds(timeout_ms);
-      auto ncclStore = c10::make_intrusive<c10d::PrefixStore>("nccl/", prefixed);
-      auto nccl = c10::make_intrusive<c10d::ProcessGroupNCCL>(ncclStore, rank, world, nopts);
-      pg->setBackend(c10::DeviceType::CUDA, c10d::ProcessGroup::BackendType::NCCL, nccl);
-      nccl_backend = nccl;
-#else
-      throw std::runtime_error(
-          "this olmo-train was built without NCCL (no CUDA/NCCL headers at build time): rebuild after scripts/setup.sh on a CUDA torch wheel");
-#endif
-    }
-    *out = new Group{store, gloo, pg, nccl_backend};
+    *out = make_group(store, prefixed, std::string(host), rank, world, timeout_ms, cuda_device);
   });
+}
+
+// A sub-group of `g` over the global `ranks` (this rank among them), named `tag`: its own backends over
+// the parent's store under a prefix of its own, as torch's new_group does. Only members call this.
+int shim_group_sub(void* g, const int* ranks, int n, const char* tag, void** out) {
+  return guarded([&] {
+    auto parent = static_cast<Group*>(g);
+    int me = parent->pg->getRank();
+    int local = -1;
+    for (int i = 0; i < n; i++)
+      if (ranks[i] == me) local = i;
+    if (local < 0) throw std::runtime_error("this rank is not a member of sub-group " + std::string(tag));
+    auto prefixed = c10::make_intrusive<c10d::PrefixStore>("olmo-train/" + std::string(tag) + "/",
+                                                           parent->store);
+    *out = make_group(parent->store, prefixed, parent->host, local, n, parent->timeout_ms,
+                      parent->cuda_device);
+  });
+}
+
+// Asynchronous collectives: each hands back a Work to wait on (shim_work_wait) and free
+// (shim_work_free). The tensors must stay alive until the wait.
+// all_gather_into_tensor: `out` holds every rank's `in`, in rank order.
+int shim_all_gather_into(void* g, at::Tensor* out, at::Tensor* in, void** work) {
+  return guarded([&] {
+    auto group = static_cast<Group*>(g);
+    auto w = group->pg->_allgather_base(*out, *in, c10d::AllgatherOptions());
+    *work = new c10::intrusive_ptr<c10d::Work>(w);
+  });
+}
+
+// reduce_scatter_tensor: `out` gets this rank's chunk of the reduction (op 0: SUM, 1: AVG) of `in`.
+int shim_reduce_scatter(void* g, at::Tensor* out, at::Tensor* in, int op, void** work) {
+  return guarded([&] {
+    auto group = static_cast<Group*>(g);
+    c10d::ReduceScatterOptions opts;
+    opts.reduceOp = reduce_op(op);
+    auto w = group->pg->_reduce_scatter_base(*out, *in, opts);
+    *work = new c10::intrusive_ptr<c10d::Work>(w);
+  });
+}
+
+// In-place all-reduce (op 0: SUM, 1: AVG) of one tensor.
+int shim_all_reduce_async(void* g, at::Tensor* t, int op, void** work) {
+  return guarded([&] {
+    auto group = static_cast<Group*>(g);
+    c10d::AllreduceOptions opts;
+    opts.reduceOp = reduce_op(op);
+    std::vector<at::Tensor> one{*t};
+    auto w = group->pg->allreduce(one, opts);
+    *work = new c10::intrusive_ptr<c10d::Work>(w);
+  });
+}
+
+int shim_work_wait(void* work) {
+  return guarded([&] { (*static_cast<c10::intrusive_ptr<c10d::Work>*>(work))->wait(); });
+}
+
+void shim_work_free(void* work) {
+  guarded([&] { delete static_cast<c10::intrusive_ptr<c10d::Work>*>(work); });
 }
 
 void shim_group_free(void* g) {

@@ -21,6 +21,7 @@ pub mod dist;
 pub mod dry_run;
 pub mod error;
 pub mod eval;
+pub mod fsdp;
 pub mod launch;
 pub mod logging;
 pub mod loss;

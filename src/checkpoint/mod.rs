@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use tch::{Device, Tensor};
+use tch::{Device, Kind, Tensor};
 
 pub use state::TrainerState;
 
@@ -130,29 +130,45 @@ fn sync_dir(dir: &Path) -> Result<()> {
 /// Copies the checkpoint's weights into `params`; any missing, extra or differently shaped tensor is
 /// an error listing them.
 pub fn load_model(dir: &Path, params: &[(String, Tensor)]) -> Result<()> {
+    let expected: Vec<(String, Vec<i64>, Kind)> = params
+        .iter()
+        .map(|(n, p)| (n.clone(), p.size(), p.kind()))
+        .collect();
+    load_model_with(dir, &expected, |i, stored| {
+        stored.copy_into(&params[i].1);
+        Ok(())
+    })
+}
+
+/// Checks the checkpoint's weights against `expected` (name, shape, dtype: every problem at once),
+/// then hands each stored tensor to `put` with its index in `expected`: sharded training keeps only
+/// its own part of each.
+pub fn load_model_with(
+    dir: &Path,
+    expected: &[(String, Vec<i64>, Kind)],
+    mut put: impl FnMut(usize, &tensor_io::Stored<'_>) -> Result<()>,
+) -> Result<()> {
     let path = dir.join(layout::MODEL);
     let file = tensor_io::TensorFile::open(&path)?;
     let stored: BTreeMap<String, tensor_io::Stored<'_>> = file.tensors()?.into_iter().collect();
     let mut problems = Vec::new();
-    for (name, p) in params {
+    for (name, shape, kind) in expected {
         match stored.get(name) {
             None => problems.push(format!("missing {name}")),
-            Some(t) if t.shape != p.size() => problems.push(format!(
+            Some(t) if &t.shape != shape => problems.push(format!(
                 "{name}: shape {:?} in the checkpoint, {:?} in the model",
-                t.shape,
-                p.size()
+                t.shape, shape
             )),
-            Some(t) if t.kind != p.kind() => problems.push(format!(
+            Some(t) if t.kind != *kind => problems.push(format!(
                 "{name}: dtype {:?} in the checkpoint, {:?} in the model",
-                t.kind,
-                p.kind()
+                t.kind, kind
             )),
             Some(_) => {}
         }
     }
     for name in stored
         .keys()
-        .filter(|n| !params.iter().any(|(p, _)| p == *n))
+        .filter(|n| !expected.iter().any(|(p, _, _)| p == *n))
     {
         problems.push(format!("unexpected {name}"));
     }
@@ -174,9 +190,9 @@ pub fn load_model(dir: &Path, params: &[(String, Tensor)]) -> Result<()> {
             reason: format!("does not match the model (another architecture?): {shown}{tail}"),
         });
     }
-    for (name, p) in params {
+    for (i, (name, _, _)) in expected.iter().enumerate() {
         if let Some(t) = stored.get(name) {
-            t.copy_into(p);
+            put(i, t)?;
         }
     }
     Ok(())

@@ -298,17 +298,60 @@ fn check_train_module(c: &mut Checker, config: &ExperimentConfig) {
         LEAVE_NULL,
     );
     if let Some(dp) = &t.dp_config {
+        let dtype_ok =
+            |d: Option<DType>| matches!(d, None | Some(DType::Float32) | Some(DType::Bfloat16));
         c.flag(
-            dp.name != DataParallelType::Ddp,
-            "train_module.dp_config.name",
-            dp.name,
-            "sharded data parallel (fsdp/hsdp) is not built; use {name: ddp}",
-        );
-        c.set(
-            &dp.param_dtype,
+            !dtype_ok(dp.param_dtype),
             "train_module.dp_config.param_dtype",
-            "mixed precision is not built yet; leave it null (fp32)",
+            dp.param_dtype,
+            "float32 or bfloat16 (or null: the model's fp32)",
         );
+        c.flag(
+            !dtype_ok(Some(dp.reduce_dtype)),
+            "train_module.dp_config.reduce_dtype",
+            dp.reduce_dtype,
+            "float32 or bfloat16",
+        );
+        c.flag(
+            dp.name == DataParallelType::Ddp && dp.param_dtype.is_some_and(|d| d != DType::Float32),
+            "train_module.dp_config.param_dtype",
+            dp.param_dtype,
+            "under ddp the whole model would be cast; use fsdp for bf16 parameters, or autocast_precision",
+        );
+        c.flag(
+            dp.name != DataParallelType::Ddp
+                && !matches!(dp.wrapping_strategy.as_str(), "full" | "blocks"),
+            "train_module.dp_config.wrapping_strategy",
+            &dp.wrapping_strategy,
+            "full or blocks (fine_grained is not built)",
+        );
+        let defaults = crate::config::train_module::DataParallelConfig::default();
+        for (key, differs) in [
+            (
+                "only_allreduce_last_microbatch",
+                dp.only_allreduce_last_microbatch != defaults.only_allreduce_last_microbatch,
+            ),
+            (
+                "reduce_grads_in_fp32",
+                dp.reduce_grads_in_fp32 != defaults.reduce_grads_in_fp32,
+            ),
+            (
+                "accumulate_grads_in_fp32",
+                dp.accumulate_grads_in_fp32 != defaults.accumulate_grads_in_fp32,
+            ),
+            ("bucket_cap_mb", dp.bucket_cap_mb != defaults.bucket_cap_mb),
+            (
+                "use_reduce_scatter",
+                dp.use_reduce_scatter != defaults.use_reduce_scatter,
+            ),
+        ] {
+            c.flag(
+                differs,
+                &format!("train_module.dp_config.{key}"),
+                "non-default",
+                "used only by OLMo-core's MoE-v2 DDP module; leave the default",
+            );
+        }
     }
     c.flag(
         !matches!(

@@ -3,6 +3,7 @@
 //! do only through here.
 mod cuda;
 mod placement;
+pub mod storage;
 
 use tch::{Device, Tensor};
 

@@ -7,6 +7,7 @@ use std::ffi::{c_char, c_int, c_void, CString};
 use tch::Tensor;
 
 use super::env::DistEnv;
+use super::work::Work;
 use crate::error::{Error, Result};
 use crate::shim_error::last_shim_error;
 
@@ -29,6 +30,43 @@ extern "C" {
         root: c_int,
     ) -> c_int;
     fn shim_barrier(g: *mut c_void) -> c_int;
+    fn shim_group_sub(
+        g: *mut c_void,
+        ranks: *const c_int,
+        n: c_int,
+        tag: *const c_char,
+        out: *mut *mut c_void,
+    ) -> c_int;
+    fn shim_all_gather_into(
+        g: *mut c_void,
+        out: *mut torch_sys::C_tensor,
+        input: *mut torch_sys::C_tensor,
+        work: *mut *mut c_void,
+    ) -> c_int;
+    fn shim_reduce_scatter(
+        g: *mut c_void,
+        out: *mut torch_sys::C_tensor,
+        input: *mut torch_sys::C_tensor,
+        op: c_int,
+        work: *mut *mut c_void,
+    ) -> c_int;
+    fn shim_all_reduce_async(
+        g: *mut c_void,
+        t: *mut torch_sys::C_tensor,
+        op: c_int,
+        work: *mut *mut c_void,
+    ) -> c_int;
+}
+
+/// How a reduction combines the ranks' values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReduceOp {
+    Sum = 0,
+    Avg = 1,
+}
+
+fn handle_of(t: &Tensor) -> *mut torch_sys::C_tensor {
+    t.as_ptr() as *mut torch_sys::C_tensor
 }
 
 pub struct ProcessGroup {
@@ -144,6 +182,79 @@ impl ProcessGroup {
             first_difference,
             crate::device::read_scalar(&count.get(0)) as i64,
         ))
+    }
+}
+
+impl ProcessGroup {
+    /// The sub-group of the global `ranks` (this rank among them, in group-rank order), its own Gloo
+    /// (and NCCL) backends under `tag` on the same store: torch's `new_group`. Only members call it,
+    /// every member with the same `ranks` and `tag`.
+    pub fn sub_group(&self, ranks: &[u64], tag: &str) -> Result<Self> {
+        let rank = ranks.iter().position(|&r| r == self.rank).ok_or_else(|| {
+            Error::Internal(format!("rank {} is not in sub-group {tag}", self.rank))
+        })?;
+        let c_ranks: Vec<c_int> = ranks.iter().map(|&r| r as c_int).collect();
+        let c_tag = CString::new(tag)
+            .map_err(|_| Error::Internal(format!("sub-group tag {tag:?} has a NUL byte")))?;
+        let mut handle: *mut c_void = std::ptr::null_mut();
+        // SAFETY: a live group, `n` ranks, a C string and an out-pointer filled only on success.
+        let code = unsafe {
+            shim_group_sub(
+                self.handle,
+                c_ranks.as_ptr(),
+                c_ranks.len() as c_int,
+                c_tag.as_ptr(),
+                &mut handle,
+            )
+        };
+        check(
+            code,
+            &format!("creating sub-group {tag} of ranks {ranks:?}"),
+        )?;
+        Ok(Self {
+            handle,
+            rank: rank as u64,
+            world_size: ranks.len() as u64,
+        })
+    }
+
+    /// `all_gather_into_tensor(out, input)`: `out` (world x input's elements) gets every rank's
+    /// `input` in rank order. `input` may be this rank's slice of `out`.
+    pub fn all_gather_into(&self, out: &Tensor, input: &Tensor) -> Result<Work> {
+        let mut work: *mut c_void = std::ptr::null_mut();
+        // SAFETY: live tensors and group; the caller keeps the tensors until the wait.
+        let code = unsafe {
+            shim_all_gather_into(self.handle, handle_of(out), handle_of(input), &mut work)
+        };
+        check(code, "all-gather")?;
+        Ok(Work::new(work, "all-gather"))
+    }
+
+    /// `reduce_scatter_tensor(out, input, op)`: `out` gets this rank's chunk of the reduction.
+    pub fn reduce_scatter(&self, out: &Tensor, input: &Tensor, op: ReduceOp) -> Result<Work> {
+        let mut work: *mut c_void = std::ptr::null_mut();
+        // SAFETY: as above.
+        let code = unsafe {
+            shim_reduce_scatter(
+                self.handle,
+                handle_of(out),
+                handle_of(input),
+                op as c_int,
+                &mut work,
+            )
+        };
+        check(code, "reduce-scatter")?;
+        Ok(Work::new(work, "reduce-scatter"))
+    }
+
+    /// In-place all-reduce of `t`, asynchronously.
+    pub fn all_reduce(&self, t: &Tensor, op: ReduceOp) -> Result<Work> {
+        let mut work: *mut c_void = std::ptr::null_mut();
+        // SAFETY: as above.
+        let code =
+            unsafe { shim_all_reduce_async(self.handle, handle_of(t), op as c_int, &mut work) };
+        check(code, "all-reduce")?;
+        Ok(Work::new(work, "all-reduce"))
     }
 }
 

@@ -3,7 +3,10 @@
 //! the small C++ shim in `cpp/c10d_shim.cpp`.
 pub mod c10d;
 pub mod env;
+pub mod mesh;
 pub mod reducer;
+pub mod work;
 
-pub use c10d::ProcessGroup;
+pub use c10d::{ProcessGroup, ReduceOp};
 pub use env::DistEnv;
+pub use work::Work;

@@ -70,6 +70,28 @@ extern "C" fn run_unit_again(
     result.unwrap_or(std::ptr::null_mut())
 }
 
+impl Recomputes {
+    /// Keeps `ctx` until `clear`: the context of a forward whose checkpointed units will run again.
+    pub fn keep_context(&mut self, ctx: ForwardContext) -> KeptContext {
+        let ctx = Box::new(ctx);
+        let ptr: *const ForwardContext = &*ctx;
+        self.contexts.push(ctx);
+        KeptContext(ptr)
+    }
+}
+
+/// A context that `Recomputes` keeps alive (valid until its `clear`).
+#[derive(Clone, Copy)]
+pub struct KeptContext(*const ForwardContext);
+
+impl KeptContext {
+    pub fn get(&self) -> &ForwardContext {
+        // SAFETY: the context is boxed in the `Recomputes` that made this, which is cleared only
+        // after the backward that could use it has run.
+        unsafe { &*self.0 }
+    }
+}
+
 impl Transformer {
     /// The final-norm hidden states, with the blocks marked in `checkpointed` (one flag per block)
     /// recomputed in backward; `keep` holds what that backward needs.
@@ -80,29 +102,38 @@ impl Transformer {
         checkpointed: &[bool],
         keep: &mut Recomputes,
     ) -> Result<Tensor, String> {
-        let ctx = Box::new(self.context(input_ids, doc_lens));
-        let ctx_ptr: *const ForwardContext = &*ctx;
-        keep.contexts.push(ctx);
-        let autocast = autocast::active(input_ids.device()).then_some(input_ids.device());
+        let ctx = keep.keep_context(self.context(input_ids, doc_lens));
         let mut x = input_ids.shallow_clone();
         for unit in self.units() {
-            x = match unit {
-                Unit::Block(i) if checkpointed.get(i).copied().unwrap_or(false) => {
-                    let call = Box::new(UnitCall {
-                        model: self,
-                        unit,
-                        ctx: ctx_ptr,
-                        autocast,
-                    });
-                    let data = &*call as *const UnitCall as *mut c_void;
-                    keep.calls.push(call);
-                    self.checkpointed_unit(unit, &x, data)?
-                }
-                // SAFETY: the context lives in `keep`, which outlives this call.
-                _ => self.run_unit(unit, &x, unsafe { &*ctx_ptr }),
-            };
+            x = self.run_unit_maybe_checkpointed(unit, &x, ctx, checkpointed, keep)?;
         }
         Ok(x)
+    }
+
+    /// Runs `unit` on `x`, recomputed in backward when it is a block marked in `checkpointed`.
+    pub fn run_unit_maybe_checkpointed(
+        &self,
+        unit: Unit,
+        x: &Tensor,
+        ctx: KeptContext,
+        checkpointed: &[bool],
+        keep: &mut Recomputes,
+    ) -> Result<Tensor, String> {
+        match unit {
+            Unit::Block(i) if checkpointed.get(i).copied().unwrap_or(false) => {
+                let autocast = autocast::active(x.device()).then_some(x.device());
+                let call = Box::new(UnitCall {
+                    model: self,
+                    unit,
+                    ctx: ctx.0,
+                    autocast,
+                });
+                let data = &*call as *const UnitCall as *mut c_void;
+                keep.calls.push(call);
+                self.checkpointed_unit(unit, x, data)
+            }
+            _ => Ok(self.run_unit(unit, x, ctx.get())),
+        }
     }
 
     fn checkpointed_unit(

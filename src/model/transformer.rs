@@ -9,6 +9,7 @@ use super::context::{DocLens, ForwardContext};
 use super::norm::RmsNorm;
 use super::params::ParamBuilder;
 use super::rope::Rope;
+use super::units::Unit;
 use crate::config::model::{LayerNormConfig, TransformerConfig};
 use crate::error::Result;
 
@@ -21,15 +22,38 @@ pub struct Transformer {
     rope: Rope,
     /// Parameters in OLMo-core's `named_parameters()` order.
     params: Vec<(String, Tensor)>,
-    /// Weights in initialization order with their std (OLMo-core's `init_weights`).
-    init_order: Vec<(Tensor, f64)>,
+    /// Weights in initialization order (indices into `params`) with their std (OLMo-core's
+    /// `init_weights`).
+    init_order: Vec<(usize, f64)>,
+    /// With sharded parameters: brings each unit's weights in before it runs and frees them after.
+    gate: Option<std::sync::Arc<dyn UnitGate>>,
+}
+
+/// What a forward outside training (evaluation, generation) calls around each unit when the weights
+/// are sharded: `open` gathers the unit's weights, `close` frees them. Errors are kept by the gate and
+/// reported by its owner, since a forward returns tensors, not results.
+pub trait UnitGate: Send + Sync {
+    fn open(&self, unit: Unit);
+    fn close(&self, unit: Unit);
 }
 
 impl Transformer {
     /// Builds the model on `device` with all weights zero (call `init_weights` or load a state).
     pub fn new(cfg: &TransformerConfig, device: Device) -> Result<Self> {
+        let model = Self::build(cfg, device, false)?;
+        model.reset_norms();
+        Ok(model)
+    }
+
+    /// The model with every parameter shaped but holding no memory, for sharded training to place
+    /// unit by unit (`fsdp`): using it before then is a bug.
+    pub fn new_deferred(cfg: &TransformerConfig, device: Device) -> Result<Self> {
+        Self::build(cfg, device, true)
+    }
+
+    fn build(cfg: &TransformerConfig, device: Device, deferred: bool) -> Result<Self> {
         let vs = nn::VarStore::new(device);
-        let mut p = ParamBuilder::new(&vs);
+        let mut p = ParamBuilder::new(&vs, deferred);
         let d = cfg.d_model as i64;
         let embeddings = p.weight("", "embeddings", &[cfg.vocab_size as i64, d]);
         p.init(&embeddings, cfg.embedding_init_std.unwrap_or(cfg.init_std));
@@ -46,7 +70,7 @@ impl Transformer {
         let theta = attention.rope.as_ref().map_or(500_000, |r| r.theta) as f64;
         let rope = Rope::new(attention.head_dim(cfg.d_model) as i64, theta);
         let (params, init_order) = (p.params, p.init_order);
-        let model = Self {
+        Ok(Self {
             vs,
             embeddings,
             blocks,
@@ -55,15 +79,20 @@ impl Transformer {
             rope,
             params,
             init_order,
-        };
-        model.reset_norms();
-        Ok(model)
+            gate: None,
+        })
     }
 
     /// RMSNorm weights start at 1 (`reset_parameters`).
     fn reset_norms(&self) {
+        for u in self.units() {
+            self.reset_unit_norms(u);
+        }
+    }
+
+    fn reset_unit_norms(&self, unit: Unit) {
         tch::no_grad(|| {
-            for (name, t) in &self.params {
+            for (name, t) in self.unit_parameters(unit) {
                 if name.ends_with("norm.weight") {
                     let _ = t.shallow_clone().fill_(1.0);
                 }
@@ -71,20 +100,48 @@ impl Transformer {
         });
     }
 
+    /// Installs the gate every later forward calls around each unit (sharded training does).
+    pub fn set_gate(&mut self, gate: std::sync::Arc<dyn UnitGate>) {
+        self.gate = Some(gate);
+    }
+
     /// OLMo-core's `normal` init: one generator seeded with `seed`, consumed in module order
     /// (embeddings; per block w_q, w_k, w_v, w_out, w1, w3, w2; the LM head), each weight drawn from a
     /// normal truncated at ±3σ exactly as `torch.nn.init.trunc_normal_` does.
     pub fn init_weights(&self, seed: u64) {
+        let _ = self.init_weights_by_unit(seed, |_, init| {
+            init();
+            Ok(())
+        });
+    }
+
+    /// `init_weights` one unit at a time, in unit order (which is also the initialization order):
+    /// `around(unit, init)` must call `init` once, with the unit's weights in place (sharded training
+    /// gathers memory for them first and keeps its own part after). The draws are those of
+    /// `init_weights`, so the weights do not depend on how they are sharded.
+    pub fn init_weights_by_unit(
+        &self,
+        seed: u64,
+        mut around: impl FnMut(Unit, &dyn Fn()) -> Result<()>,
+    ) -> Result<()> {
         // libtorch's default generator is process-wide: hold it for the whole sequence of draws.
         static GENERATOR: std::sync::Mutex<()> = std::sync::Mutex::new(());
         let _guard = GENERATOR.lock().unwrap_or_else(|e| e.into_inner());
-        self.reset_norms();
         tch::manual_seed(seed as i64);
-        tch::no_grad(|| {
-            for (t, std) in &self.init_order {
-                trunc_normal(t, *std);
-            }
-        });
+        for unit in self.units() {
+            let prefix = Self::unit_prefix(unit);
+            around(unit, &|| {
+                self.reset_unit_norms(unit);
+                tch::no_grad(|| {
+                    for &(i, std) in &self.init_order {
+                        if self.params[i].0.starts_with(&prefix) {
+                            trunc_normal(&self.params[i].1, std);
+                        }
+                    }
+                });
+            })?;
+        }
+        Ok(())
     }
 
     /// Parameters in OLMo-core's order, under OLMo-core's names.
@@ -132,7 +189,15 @@ impl Transformer {
     fn fold_units(&self, input_ids: &Tensor, ctx: &ForwardContext) -> Tensor {
         self.units()
             .into_iter()
-            .fold(input_ids.shallow_clone(), |x, u| self.run_unit(u, &x, ctx))
+            .fold(input_ids.shallow_clone(), |x, u| match &self.gate {
+                Some(gate) => {
+                    gate.open(u);
+                    let y = self.run_unit(u, &x, ctx);
+                    gate.close(u);
+                    y
+                }
+                None => self.run_unit(u, &x, ctx),
+            })
     }
 
     /// The number of transformer blocks.

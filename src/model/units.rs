@@ -29,16 +29,21 @@ impl Transformer {
 
     /// The parameters a unit owns, by state-dict name (the head owns its norm and its projection).
     pub fn unit_parameters(&self, unit: Unit) -> Vec<(String, Tensor)> {
-        let prefix = match unit {
-            Unit::Embeddings => "embeddings.".to_string(),
-            Unit::Block(i) => format!("blocks.{i}."),
-            Unit::Head => "lm_head.".to_string(),
-        };
+        let prefix = Self::unit_prefix(unit);
         self.named_parameters()
             .iter()
             .filter(|(n, _)| n.starts_with(&prefix))
             .map(|(n, t)| (n.clone(), t.shallow_clone()))
             .collect()
+    }
+
+    /// The state-dict name prefix of a unit's parameters.
+    pub(super) fn unit_prefix(unit: Unit) -> String {
+        match unit {
+            Unit::Embeddings => "embeddings.".to_string(),
+            Unit::Block(i) => format!("blocks.{i}."),
+            Unit::Head => "lm_head.".to_string(),
+        }
     }
 
     /// Runs one unit on `x` (token ids for the embeddings, hidden states otherwise).

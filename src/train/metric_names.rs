@@ -27,3 +27,8 @@ pub const GPU_ACTIVE_GIB: &str = "gpu_memory/GPU active mem (GiB)";
 pub const GPU_ACTIVE_PCT: &str = "gpu_memory/GPU active mem (%)";
 pub const GPU_RESERVED_GIB: &str = "gpu_memory/GPU reserved mem (GiB)";
 pub const GPU_RESERVED_PCT: &str = "gpu_memory/GPU reserved mem (%)";
+
+// Sharded training, per rank (rank 0's are logged): what stays (fp32 shards, gradient shards at the
+// optimizer step) and the most gathered weights held at once during the step.
+pub const SHARDED_PERSISTENT_MIB: &str = "fsdp/persistent shards (MiB)";
+pub const SHARDED_PEAK_UNSHARDED_MIB: &str = "fsdp/peak unsharded (MiB)";

@@ -20,6 +20,7 @@ use crate::device::{device_name, for_rank, RankSlot};
 use crate::dist::{DistEnv, ProcessGroup};
 use crate::error::{Error, Result};
 use crate::eval::in_loop::build_schedules;
+use crate::fsdp::{ShardedModel, ShardingSettings};
 use crate::model::Transformer;
 
 /// Trains with `config`; `stop` is set by SIGINT/SIGTERM.
@@ -35,10 +36,15 @@ pub fn train(config: &ExperimentConfig, stop: Arc<AtomicBool>) -> Result<TrainSu
     let group = (dist.world_size > 1)
         .then(|| join_group(&dist, config, device))
         .transpose()?;
-    let model = build_model(config, device, group.as_deref())?;
     let loader = build_data_loader(config, &dist)?;
     let seq = config.dataset.sequence_length;
-    let mut module = TrainModule::new(&config.train_module, model, seq, device)?;
+    let mut module = match sharding_settings(config, &dist)? {
+        Some(settings) => build_sharded_module(config, device, group.as_ref(), settings)?,
+        None => {
+            let model = build_model(config, device, group.as_deref())?;
+            TrainModule::new(&config.train_module, model, seq, device)?
+        }
+    };
     let start = load_start_state(config, &mut module, dist.rank == 0)?;
     if let Some(pg) = &group {
         // Every rank has loaded its start state before rank 0 may write the step-0 checkpoint.
@@ -90,6 +96,52 @@ fn build_model(
         config.dataset.sequence_length
     );
     Ok(model)
+}
+
+/// `dp_config: fsdp | hsdp`: how the model is sharded over this run's ranks.
+fn sharding_settings(
+    config: &ExperimentConfig,
+    dist: &DistEnv,
+) -> Result<Option<ShardingSettings>> {
+    use crate::config::train_module::DataParallelType;
+    let Some(dp) = config
+        .train_module
+        .dp_config
+        .as_ref()
+        .filter(|d| d.name != DataParallelType::Ddp)
+    else {
+        return Ok(None);
+    };
+    let nodes = std::env::var("NUM_NODES")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(dist.world_size / dist.local_world_size.max(1));
+    ShardingSettings::from_config(dp, dist.rank, dist.world_size, nodes).map(Some)
+}
+
+/// The train module over a sharded model: built without memory, then initialized unit by unit, each
+/// rank keeping its shards (the same weights at any world size, with no broadcast).
+fn build_sharded_module(
+    config: &ExperimentConfig,
+    device: Device,
+    group: Option<&Arc<ProcessGroup>>,
+    settings: ShardingSettings,
+) -> Result<TrainModule> {
+    tch::manual_seed(config.init_seed as i64);
+    let model = Transformer::new_deferred(&config.model, device)?;
+    let sharded = ShardedModel::new(&model, group, settings, device, config.model.init_seed)?;
+    tch::manual_seed(config.init_seed as i64);
+    tracing::info!(
+        "built model with {} parameters, sharded over {} x {} ranks (replicas x shard), gathered in {:?}",
+        model.num_params(),
+        settings.mesh.replicas,
+        settings.mesh.shard,
+        settings.param_kind
+    );
+    let seq = config.dataset.sequence_length;
+    let mut module = TrainModule::new(&config.train_module, model, seq, device)?;
+    module.with_sharding(&config.train_module, sharded)?;
+    Ok(module)
 }
 
 /// The dataset and this rank's loader over it.

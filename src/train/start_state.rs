@@ -91,12 +91,11 @@ fn remove_unfinished_saves(save_folder: &Path) {
 
 /// The weights, and with `optim` the optimizer state when the checkpoint has one.
 fn load_weights_and_optim(dir: &Path, module: &mut TrainModule, optim: bool) -> Result<()> {
-    checkpoint::load_model(dir, module.model.named_parameters())?;
+    module.load_model(dir)?;
     if optim && dir.join(layout::OPTIM_STATE).is_file() {
         let stored = checkpoint::read_optim(dir)?;
         module
-            .optim
-            .load_state_dict(&stored.tensors, &stored.json)
+            .load_optim(&stored.tensors, &stored.json)
             .map_err(|reason| stored.mismatch(reason))?;
     }
     Ok(())

@@ -2,7 +2,7 @@
 //! schedule. `train_batch` splits the rank batch into micro-batches of `rank_microbatch_size` tokens,
 //! each loss divided by the whole rank batch's loss-token count, and accumulates gradients;
 //! `optim_step` clips, sets each group's LR and steps. Metrics stay on the device as tensors.
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::device::upload;
 use tch::{Device, Kind, Tensor};
@@ -16,6 +16,7 @@ use crate::data::Batch;
 use crate::dist::reducer::{Reducer, DEFAULT_BUCKET_BYTES};
 use crate::dist::ProcessGroup;
 use crate::error::{Error, Result};
+use crate::fsdp::{lock, Gate, ShardedModel, SharedModel};
 use crate::loss::{labels, lm_loss, HeadScratch, LossSettings};
 use crate::model::autocast::AutocastGuard;
 use crate::model::checkpointing::Recomputes;
@@ -54,6 +55,8 @@ pub struct TrainModule {
     checkpointed: Option<Vec<bool>>,
     /// What the backward of checkpointed blocks needs, held from a micro-batch's forward to its backward.
     recomputes: Recomputes,
+    /// `dp_config: fsdp | hsdp`: the model's shards, driven unit by unit (also at world size 1).
+    sharded: Option<SharedModel>,
 }
 
 impl TrainModule {
@@ -95,7 +98,86 @@ impl TrainModule {
             head_scratch: HeadScratch::default(),
             checkpointed,
             recomputes: Recomputes::default(),
+            sharded: None,
         })
+    }
+
+    /// Trains `sharded` (the model's shards) instead of the whole model: the optimizer steps the fp32
+    /// shards and every forward outside training gathers the units it runs.
+    pub fn with_sharding(
+        &mut self,
+        cfg: &TransformerTrainModuleConfig,
+        sharded: ShardedModel,
+    ) -> Result<()> {
+        let OptimConfig::AdamW(adamw) = &cfg.optim;
+        self.optim = AdamW::new(sharded.optimizer_params(), adamw)?;
+        let shared: SharedModel = Arc::new(Mutex::new(sharded));
+        self.model.set_gate(Arc::new(Gate(shared.clone())));
+        self.sharded = Some(shared);
+        Ok(())
+    }
+
+    /// The sharded model, when training sharded.
+    pub fn sharded(&self) -> Option<&SharedModel> {
+        self.sharded.as_ref()
+    }
+
+    /// After forwards outside training (evaluation): frees what they left gathered and reports the
+    /// first collective that failed during them.
+    pub fn after_forwards(&self) -> Result<()> {
+        let Some(s) = &self.sharded else {
+            return Ok(());
+        };
+        let mut m = lock(s);
+        if let Some(e) = m.take_gate_error() {
+            return Err(e);
+        }
+        m.reshard_all()
+    }
+
+    /// Every parameter's whole value by name (gathered over the shard group when sharded: every rank
+    /// must call this together).
+    pub fn full_parameters(&self) -> Result<Vec<(String, Tensor)>> {
+        match &self.sharded {
+            Some(s) => lock(s).full_parameters(),
+            None => Ok(self
+                .model
+                .named_parameters()
+                .iter()
+                .map(|(n, t)| (n.clone(), t.shallow_clone()))
+                .collect()),
+        }
+    }
+
+    /// The optimizer state with whole moments (a collective when sharded, as above).
+    pub fn full_optim_state(&self) -> Result<crate::optim::OptimStateDict> {
+        match &self.sharded {
+            Some(s) => lock(s).full_optim_state(&self.optim),
+            None => Ok(self.optim.state_dict()),
+        }
+    }
+
+    /// Loads a checkpoint's weights (each rank its part, when sharded).
+    pub fn load_model(&self, dir: &std::path::Path) -> Result<()> {
+        match &self.sharded {
+            Some(s) => lock(s).load_model(dir),
+            None => crate::checkpoint::load_model(dir, self.model.named_parameters()),
+        }
+    }
+
+    /// Restores the optimizer from whole moments as a checkpoint stores them.
+    pub fn load_optim(
+        &mut self,
+        tensors: &std::collections::BTreeMap<String, Tensor>,
+        json: &serde_json::Value,
+    ) -> std::result::Result<(), String> {
+        match &self.sharded {
+            Some(s) => {
+                let local = lock(s).local_optim_tensors(tensors);
+                self.optim.load_state_dict(&local, json)
+            }
+            None => self.optim.load_state_dict(tensors, json),
+        }
     }
 
     /// Forward and backward over the rank batch, in micro-batches; gradients accumulate (and with data
@@ -127,10 +209,14 @@ impl TrainModule {
         let mut z_total = self
             .z_loss_multiplier
             .map(|_| Tensor::zeros([], (Kind::Float, self.device)));
+        let bf16_params = self
+            .sharded
+            .as_ref()
+            .is_some_and(|s| lock(s).settings().param_kind == Kind::BFloat16);
         let settings = LossSettings {
             ignore: self.ignore_index,
             z_loss_multiplier: self.z_loss_multiplier,
-            head_kind: self.bf16_autocast.then_some(Kind::BFloat16),
+            head_kind: (self.bf16_autocast || bf16_params).then_some(Kind::BFloat16),
         };
         let mut start = 0;
         while start < n {
@@ -142,6 +228,25 @@ impl TrainModule {
                 .as_ref()
                 .map(|d| &d[start as usize..(start + len) as usize]);
             let autocast = self.bf16_autocast.then(|| AutocastGuard::bf16(self.device));
+            let last = start + len >= n;
+            if let Some(shared) = &self.sharded {
+                let mut sharded = lock(shared);
+                let flags = self.checkpointed.as_deref().unwrap_or(&[]);
+                let (hidden, tape) =
+                    sharded.forward(&self.model, &ids, docs, flags, &mut self.recomputes)?;
+                let head = self.model.lm_head_weight();
+                let parts = lm_loss(&hidden, head, &lab, &div, &settings, &mut self.head_scratch);
+                drop(autocast);
+                ce_total += &parts.ce;
+                if let (Some(total), Some(z)) = (z_total.as_mut(), &parts.z) {
+                    *total += z;
+                }
+                parts.backward.backward();
+                sharded.backward(tape, last)?;
+                self.recomputes.clear();
+                start += len;
+                continue;
+            }
             let hidden = match &self.checkpointed {
                 Some(flags) => self
                     .model
@@ -156,7 +261,7 @@ impl TrainModule {
             if let (Some(total), Some(z)) = (z_total.as_mut(), &parts.z) {
                 *total += z;
             }
-            if start + len >= n {
+            if last {
                 if let Some(r) = &self.reducer {
                     r.prepare_for_backward()?;
                 }
@@ -182,6 +287,11 @@ impl TrainModule {
 
     /// Joins `group` as DDP does: torch's `c10d::Reducer` over the trainable parameters, 25 MiB buckets.
     pub fn with_data_parallel(&mut self, group: Arc<ProcessGroup>) -> Result<()> {
+        if self.sharded.is_some() {
+            // Sharded training reduces its gradients itself.
+            self.dp = Some(group);
+            return Ok(());
+        }
         let params: Vec<Tensor> = self
             .optim
             .params()
@@ -198,7 +308,8 @@ impl TrainModule {
     /// step: a debugging aid for data-parallel runs, and what the launch tests use.
     pub fn check_replicas_identical(&self, step: u64) -> Result<()> {
         let Some(pg) = &self.dp else { return Ok(()) };
-        let params = self.model.named_parameters();
+        // Sharded: the gathered weights (each rank's shards differ by design).
+        let params = self.full_parameters()?;
         let digests: Vec<i64> = params.iter().map(|(_, p)| digest(p)).collect();
         match pg.compare_with_root(&digests)? {
             (Some(i), _) => Err(Error::Distributed(format!(
@@ -214,9 +325,10 @@ impl TrainModule {
 
     /// Clip, set the LR of every group for `current` of `t_max` (steps or tokens), step, zero grads.
     pub fn optim_step(&mut self, out: &mut StepOutputs, current: u64, t_max: u64) -> Result<()> {
-        let norm = match self.max_grad_norm {
-            Some(max) => clip_grad_norm(self.optim.params(), max),
-            None => grad_norm(self.optim.params()),
+        let norm = match (&self.sharded, self.max_grad_norm) {
+            (Some(s), max) => lock(s).clip_grad_norm(self.optim.params(), max)?,
+            (None, Some(max)) => clip_grad_norm(self.optim.params(), max),
+            (None, None) => grad_norm(self.optim.params()),
         };
         out.metrics.record(names::GRAD_NORM, norm);
         for g in self.optim.groups_mut() {
@@ -227,6 +339,27 @@ impl TrainModule {
         }
         self.optim.step()?;
         self.optim.zero_grad();
+        if let Some(s) = &self.sharded {
+            let mut m = lock(s);
+            // Shards, gradient shards and AdamW's two moments of every local part.
+            let moments: i64 = self
+                .optim
+                .state_dict()
+                .tensors
+                .iter()
+                .map(|(_, t)| (t.numel() * t.kind().elt_size_in_bytes()) as i64)
+                .sum();
+            let persistent = m.persistent_bytes() + moments;
+            m.zero_grad();
+            out.metrics.record(
+                names::SHARDED_PERSISTENT_MIB,
+                Tensor::from(persistent as f64 / (1 << 20) as f64),
+            );
+            out.metrics.record(
+                names::SHARDED_PEAK_UNSHARDED_MIB,
+                Tensor::from(m.take_peak_unsharded_bytes() as f64 / (1 << 20) as f64),
+            );
+        }
         Ok(())
     }
 

@@ -12,13 +12,25 @@ impl Trainer {
     pub(super) fn save_if_planned(&mut self, plan: Option<SavePlan>) -> Result<Option<f64>> {
         let Some(plan) = plan else { return Ok(None) };
         let trainer = self.trainer_state()?;
+        // Sharded, every rank takes part in gathering the whole state unit by unit.
+        let (model, optim) = match self.module.sharded() {
+            Some(_) => (
+                Some(self.module.full_parameters()?),
+                Some(self.module.full_optim_state()?),
+            ),
+            None => (None, None),
+        };
         let (module, opts, snapshots) = (&self.module, &self.opts, &mut self.snapshots);
         let seconds = self.checkpointer.save(plan, || {
             *snapshots += 1;
             // An asynchronous save writes while training goes on, so it needs copies even on the CPU.
-            let optim = module.optim.state_dict();
+            let optim = optim.unwrap_or_else(|| module.optim.state_dict());
+            let model = match &model {
+                Some(gathered) => to_host(gathered, false),
+                None => to_host(module.model.named_parameters(), plan.asynchronous),
+            };
             Snapshot {
-                model: to_host(module.model.named_parameters(), plan.asynchronous),
+                model,
                 optim_tensors: to_host(&optim.tensors, plan.asynchronous),
                 optim_json: optim.json,
                 trainer,

@@ -357,6 +357,7 @@ impl Trainer {
             );
             ran = true;
         }
+        self.module.after_forwards()?;
         if ran {
             m.insert(names::EVAL_SECONDS.into(), started.elapsed().as_secs_f64());
         }
