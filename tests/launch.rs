@@ -108,12 +108,24 @@ fn eval_metrics(save: &Path) -> Vec<(u64, String, f64)> {
 
 #[test]
 fn two_processes_match_one_process() {
+    two_processes_match_one_process_with(&[]);
+}
+
+/// The same under sharded data parallelism: the in-loop evaluators gather the shards forward by
+/// forward on every rank (a rank with fewer downstream batches runs empty forwards).
+#[test]
+fn two_sharded_processes_match_one_process() {
+    two_processes_match_one_process_with(&["--train_module.dp_config={name: fsdp}"]);
+}
+
+fn two_processes_match_one_process_with(extra: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     let max = "--trainer.max_duration={value: 20, unit: steps}";
     let evals = eval_args(dir.path());
     let with_evals = |run: &str| {
         let mut a = train_args(run, dir.path(), run, &[max]);
         a.extend(evals.iter().cloned());
+        a.extend(extra.iter().map(|s| s.to_string()));
         a
     };
     let tasks = concat!(

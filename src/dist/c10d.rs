@@ -167,6 +167,17 @@ impl ProcessGroup {
         check(unsafe { shim_barrier(self.handle) }, "barrier")
     }
 
+    /// The largest of every rank's `value`.
+    pub fn max_over_ranks(&self, value: u64) -> Result<u64> {
+        let mut slots = vec![0i64; self.world_size as usize];
+        slots[self.rank as usize] = value as i64;
+        let t = Tensor::from_slice(&slots);
+        self.all_reduce_sum(std::slice::from_ref(&t))?;
+        let all = crate::device::read_back::<Vec<i64>>(&t)
+            .map_err(|e| Error::Distributed(e.to_string()))?;
+        Ok(all.into_iter().max().unwrap_or(0).max(0) as u64)
+    }
+
     /// Compares this rank's `values` with rank 0's (broadcast, then one sum of the verdicts, so every
     /// rank learns the same count): the index of this rank's first differing value, if any, and the
     /// number of ranks whose values differ.

@@ -192,6 +192,16 @@ impl DownstreamEvaluator {
                 reason: "built with packed continuations, which sliding-window attention cannot score; build it with share_contexts off".into(),
             });
         }
+        // Sharded weights are gathered by every rank together, forward by forward: a rank with fewer
+        // batches runs empty forwards until all have run as many.
+        let forwards = match group {
+            Some(pg) if model.is_sharded() => pg.max_over_ranks(self.batches.len() as u64)?,
+            _ => self.batches.len() as u64,
+        };
+        for _ in self.batches.len() as u64..forwards {
+            let ids = Tensor::zeros([1, 1], (Kind::Int64, device));
+            let _ = tch::no_grad(|| model.forward_hidden(&ids, None));
+        }
         for batch in &self.batches {
             let rows: Vec<&Row> = batch.iter().map(|&i| &self.rows[i]).collect();
             let l = packing::lay_out(&rows, self.pad_id);

@@ -127,3 +127,75 @@ fn backward_from(y: &Tensor, grad: &Tensor) -> std::result::Result<(), String> {
         _ => Err(last_shim_error()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use tch::{Device, Kind};
+
+    use super::*;
+    use crate::config::factories::build_factory;
+    use crate::dist::mesh::DpMesh;
+    use crate::fsdp::{lock, Gate, ShardingSettings};
+
+    fn sharded(prefetch: usize) -> (Transformer, ShardedModel) {
+        let cfg = build_factory("olmo2_1M", 64).unwrap();
+        let model = Transformer::new_deferred(&cfg, Device::Cpu).unwrap();
+        let settings = ShardingSettings {
+            mesh: DpMesh::fsdp(0, 1),
+            // bf16: the gathered buffer is separate from the fp32 shard, so it is really freed.
+            param_kind: Kind::BFloat16,
+            reduce_kind: Kind::Float,
+            prefetch,
+        };
+        let s = ShardedModel::new(&model, None, settings, Device::Cpu, 3).unwrap();
+        (model, s)
+    }
+
+    /// At most 2 + prefetch units are gathered at any moment of a forward and backward, none after;
+    /// every parameter gets a gradient in its shard.
+    #[test]
+    fn few_units_are_gathered_at_once() {
+        for prefetch in [1, 2] {
+            let (model, mut s) = sharded(prefetch);
+            let ids = Tensor::randint(64, [2, 8], (Kind::Int64, Device::Cpu));
+            let mut keep = Recomputes::default();
+            let (h, tape) = s.forward(&model, &ids, None, &[], &mut keep).unwrap();
+            let loss = h
+                .linear::<Tensor>(model.lm_head_weight(), None)
+                .to_kind(Kind::Float)
+                .square()
+                .mean(Kind::Float);
+            loss.backward();
+            s.backward(tape, true).unwrap();
+            assert!(s.peak_gathered <= 2 + prefetch, "{}", s.peak_gathered);
+            assert!(s.peak_gathered >= 2);
+            assert_eq!(s.unsharded_bytes(), 0);
+            for (name, p) in s.optimizer_params() {
+                assert!(p.grad().defined(), "{name} has no gradient");
+                assert_eq!(p.grad().kind(), Kind::Float);
+            }
+        }
+    }
+
+    /// A forward outside training through the gate gives the driver's hidden states, frees every
+    /// unit but the LM head (kept for the loss) and frees that at the next forward.
+    #[test]
+    fn gated_forwards_equal_the_driver_and_free_behind_them() {
+        let (mut model, mut s) = sharded(1);
+        let ids = Tensor::randint(64, [2, 8], (Kind::Int64, Device::Cpu));
+        let mut keep = Recomputes::default();
+        let (h, _) = tch::no_grad(|| s.forward(&model, &ids, None, &[], &mut keep)).unwrap();
+        s.reshard_all().unwrap();
+        let shared = Arc::new(Mutex::new(s));
+        model.set_gate(Arc::new(Gate(shared.clone())));
+        let gated = tch::no_grad(|| model.forward_hidden(&ids, None));
+        assert!(gated.equal(&h));
+        let head_only = lock(&shared).unsharded_bytes();
+        assert!(head_only > 0);
+        let _ = tch::no_grad(|| model.forward_hidden(&ids, None));
+        assert_eq!(lock(&shared).unsharded_bytes(), head_only);
+        assert!(lock(&shared).take_gate_error().is_none());
+    }
+}

@@ -100,6 +100,11 @@ impl Transformer {
         });
     }
 
+    /// Whether forwards gather sharded weights (every rank must then run as many as the others).
+    pub fn is_sharded(&self) -> bool {
+        self.gate.is_some()
+    }
+
     /// Installs the gate every later forward calls around each unit (sharded training does).
     pub fn set_gate(&mut self, gate: std::sync::Arc<dyn UnitGate>) {
         self.gate = Some(gate);
