@@ -138,8 +138,11 @@ fn run_rank(out: &Path, kind: &str) {
     }
 }
 
+/// A run's logged (CE loss, grad norm) per step and its final weights by name.
+type Run = (Vec<(f64, f64)>, Vec<(String, Tensor)>);
+
 /// Runs the two ranks with `kind` parameters; our logged (CE, grad norm) per step and final weights.
-fn run_ours(kind: &str, dir: &Path) -> (Vec<(f64, f64)>, Vec<(String, Tensor)>) {
+fn run_ours(kind: &str, dir: &Path) -> Run {
     let out = dir.join(kind);
     std::fs::create_dir_all(&out).unwrap();
     let port = common::free_port();
@@ -171,7 +174,7 @@ fn run_ours(kind: &str, dir: &Path) -> (Vec<(f64, f64)>, Vec<(String, Tensor)>) 
     (steps, final_weights(out.join("final.safetensors")))
 }
 
-fn theirs(kind: &str) -> (Vec<(f64, f64)>, Vec<(String, Tensor)>) {
+fn theirs(kind: &str) -> Run {
     let steps = fixture(kind)["steps"]
         .as_array()
         .unwrap()
