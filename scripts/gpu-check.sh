@@ -11,9 +11,12 @@
 # checkpoint written by the CUDA run (CUDA draws its initial weights from its own generator, as OLMo-core
 # does), fp32 and bf16 autocast; resume from a CUDA checkpoint; `olmo-train eval` on CUDA against CPU;
 # which SDPA kernel torch picks for our shapes; activation checkpointing against none; tokens/s, MFU and
-# peak memory of olmo2_190M and olmo2_1B at 4096 in bf16 (olmo2_1B also with every block checkpointed);
-# 2-rank data parallel against one process (Gloo on the CPU, NCCL with 2+ GPUs) and, with 2+ GPUs, its
-# throughput.
+# peak memory of olmo2_190M and olmo2_1B at 4096 in bf16 (olmo2_1B also with every block checkpointed,
+# and under OLMo-core's default `dp_config`, FSDP with bf16 parameters); sharded data parallel (fsdp) on
+# one rank against the plain path (fp32: the same losses) and with bf16 parameters against the CPU;
+# 2-rank data parallel, DDP and FSDP, against one process (Gloo on the CPU, NCCL with 2+ GPUs) and, with
+# 2+ GPUs, its throughput. The plain checks name `dp_config: null` (one process, no sharding), since the
+# example's default is OLMo-core's FSDP.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-target/release/olmo-train}
@@ -127,7 +130,8 @@ PY
 [ $? -eq 0 ] || report data FAIL "could not write the token files under $OUT"
 
 # --- correctness: one step-0 checkpoint, then CUDA against CPU ---
-SMALL=(--dataset.paths="[$OUT/docs.npy]" --dataset.dtype=uint32 --data_loader.global_batch_size=$((SEQ * 8))
+SMALL=(--train_module.dp_config=null --dataset.paths="[$OUT/docs.npy]" --dataset.dtype=uint32
+    --data_loader.global_batch_size=$((SEQ * 8))
     --train_module.rank_microbatch_size=$((SEQ * 4)) --train_module.scheduler=null
     --train_module.optim.lr=0.002 --trainer.metrics_collect_interval=1 --data_loader.num_workers=1)
 CKPT=(--trainer.callbacks.checkpointer.save_interval="$RESUME_AT"
@@ -174,6 +178,17 @@ if run_check "$BASE" $?; then
         fi
     fi
 
+    # Sharded data parallel on one rank: fp32 takes the plain path's arithmetic unit by unit (the same
+    # losses); bf16 parameters (OLMo-core's default dp_config) follow the CPU's fp32 losses as autocast does.
+    train fsdp-fp32 240 "$DEVICE" "$FACTORY" "$SEQ" "$STEPS" "${SMALL[@]}" --trainer.no_checkpoints \
+        --train_module.dp_config="{name: fsdp}" --load-path="$OUT/$BASE/step0"
+    run_check fsdp-fp32 $? &&
+        compare "fsdp vs plain" losses "$OUT/fsdp-fp32/metrics.jsonl" "$OUT/$BASE/metrics.jsonl" 1e-6
+    train fsdp-bf16 240 "$DEVICE" "$FACTORY" "$SEQ" "$STEPS" "${SMALL[@]}" --trainer.no_checkpoints \
+        --train_module.dp_config="{name: fsdp, param_dtype: bfloat16}" --load-path="$OUT/$BASE/step0"
+    run_check fsdp-bf16 $? &&
+        compare "fsdp bf16 vs cpu fp32" losses "$OUT/fsdp-bf16/metrics.jsonl" "$OUT/cpu-fp32/metrics.jsonl" 3e-3
+
     for d in dev cpu; do
         rm -f "$OUT/eval-$d.json"
         timed "eval-$d" 180 "$BIN" eval "$OUT/$BASE/step$STEPS" --lm-sets "val=$OUT/val.npy" \
@@ -194,8 +209,16 @@ if run_check "$BASE" $?; then
         LAUNCH=()
         run_check ddp2 $ddp_rc &&
             compare "ddp2 vs one process" losses "$OUT/ddp2/metrics.jsonl" "$OUT/$BASE/metrics.jsonl" 1e-4
+        LAUNCH=(launch --nproc-per-node=2 --master-port=$((20000 + RANDOM % 20000)))
+        train fsdp2 240 "$DEVICE" "$FACTORY" "$SEQ" "$STEPS" "${SMALL[@]}" --trainer.no_checkpoints \
+            --train_module.dp_config="{name: fsdp}" --load-path="$OUT/$BASE/step0"
+        fsdp_rc=$?
+        LAUNCH=()
+        run_check fsdp2 $fsdp_rc &&
+            compare "fsdp2 vs one process" losses "$OUT/fsdp2/metrics.jsonl" "$OUT/$BASE/metrics.jsonl" 1e-4
     else
         report "ddp2 vs one process" SKIP "needs 2 GPUs, found $NGPU"
+        report "fsdp2 vs one process" SKIP "needs 2 GPUs, found $NGPU"
     fi
 fi
 
@@ -217,10 +240,11 @@ fi
 speed() { # name ranks factory [extra-args...]
     local name=$1 ranks=$2 factory=$3 smi="" rc
     shift 3
-    local args=("$@" --train_module.autocast_precision=bfloat16 --trainer.no_checkpoints
+    # Later settings win: a row's own arguments come last.
+    local args=(--train_module.dp_config=null --train_module.autocast_precision=bfloat16 --trainer.no_checkpoints
         --data_loader.global_batch_size=$((SPEED_SEQ * BATCH * ranks))
         --train_module.rank_microbatch_size=$((SPEED_SEQ * MICRO)) --trainer.metrics_collect_interval=5
-        --data_loader.num_workers=4)
+        --data_loader.num_workers=4 "$@")
     if command -v nvidia-smi >/dev/null && [ "$DEVICE" != cpu ]; then
         nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 500 >"$OUT/$name.mem" &
         smi=$!
@@ -253,6 +277,9 @@ done
 # The largest factory again with every block checkpointed: the memory it saves, the time it costs.
 LARGEST=${SPEED_FACTORIES##* }
 speed "$LARGEST-bf16-seq$SPEED_SEQ-ac" 1 "$LARGEST" --train_module.ac_config="{mode: full}"
+# OLMo-core's default dp_config: FSDP, parameters gathered in bf16, no autocast.
+speed "$LARGEST-fsdp-bf16-seq$SPEED_SEQ" 1 "$LARGEST" \
+    --train_module.dp_config="{name: fsdp, param_dtype: bfloat16}" --train_module.autocast_precision=null
 if [ "$NGPU" -gt 1 ]; then
     speed "olmo2_190M-ddp$NGPU" "$NGPU" olmo2_190M
 else

@@ -300,16 +300,17 @@ fn unreadable_or_invalid_config_file_is_named() {
 fn unsupported_settings_are_notes_in_a_dry_run_and_errors_in_a_run() {
     let args = [
         "run",
-        "--train_module.dp_config={name: fsdp, param_dtype: bfloat16}",
+        "--train_module.dp_config.wrapping_strategy=fine_grained",
         "--dataset.paths=[/d.npy]",
     ];
     let dry = olmo_train(&[&args[..], &["--dry-run"]].concat());
     assert!(dry.status.success());
-    assert!(stdout(&dry)
-        .contains("# note: train_module.dp_config.name = \"fsdp\" is not supported yet"));
+    assert!(stdout(&dry).contains(
+        "# note: train_module.dp_config.wrapping_strategy = \"fine_grained\" is not supported yet"
+    ));
     let e = bad_input(&args);
     assert!(
-        e.contains("train_module.dp_config.name") && e.contains("not supported yet"),
+        e.contains("train_module.dp_config.wrapping_strategy") && e.contains("not supported yet"),
         "{e}"
     );
     let e = bad_input(&[

@@ -6,15 +6,7 @@ use olmo_train::config::resolve::resolve_config;
 use serde_json::Value;
 
 /// Defaults olmo-train changes on purpose (README, "Differences from OLMo-core"), with our value.
-const DIFFERENCES: &[(&str, &str)] = &[
-    ("train_module.compile_model", "false"),
-    (
-        "train_module.dp_config",
-        r#"{"name":"ddp","param_dtype":null,"reduce_dtype":"float32","num_replicas":null,"shard_degree":null,
-            "wrapping_strategy":"full","prefetch_factor":0,"only_allreduce_last_microbatch":true,
-            "reduce_grads_in_fp32":true,"accumulate_grads_in_fp32":true,"bucket_cap_mb":null,"use_reduce_scatter":false}"#,
-    ),
-];
+const DIFFERENCES: &[(&str, &str)] = &[("train_module.compile_model", "false")];
 
 fn ours(args: &[String]) -> Value {
     let Command::Train(train) = parse_args(args, None).unwrap() else {

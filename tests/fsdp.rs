@@ -151,7 +151,7 @@ fn last_metric(dir: &Path, name: &str, key: &str) -> f64 {
 fn fsdp_on_one_process_trains_bit_for_bit_as_the_plain_path() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    run_ok(d, "plain", 1, 5, &[]);
+    run_ok(d, "plain", 1, 5, &["--train_module.dp_config=null"]);
     run_ok(d, "fsdp", 1, 5, &[FSDP]);
     run_ok(
         d,

@@ -127,7 +127,7 @@ fn run_rank(out: &Path, kind: &str) {
             gn.double_value(&[]),
         ));
     }
-    let full = module.full_parameters().unwrap();
+    let full = module.full_parameters(env.rank == 0).unwrap();
     if env.rank == 0 {
         Tensor::write_safetensors(&full, out.join("final.safetensors")).unwrap();
         std::fs::write(

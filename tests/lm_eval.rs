@@ -103,6 +103,9 @@ fn in_loop_equals_standalone_eval() {
             &format!("--dataset.paths=[{DIR}/eval/alpha.npy]"),
             "--data_loader.global_batch_size=256",
             "--train_module.rank_microbatch_size=256",
+            // Sharded in fp32: the in-loop evaluators gather the shards; the standalone evaluation
+            // reads the saved fp32 weights.
+            "--train_module.dp_config={name: fsdp}",
             "--trainer.max_duration={value: 4, unit: steps}",
             "--trainer.callbacks.lm_evaluator.eval_interval=4",
             "--trainer.callbacks.lm_evaluator.eval_duration={value: 1, unit: epochs}",

@@ -38,6 +38,8 @@ fn train_args(save: &Path, extra: &[&str]) -> Vec<String> {
         "--train_module.rank_microbatch_size=128",
         "--train_module.optim.lr=0.01",
         "--train_module.scheduler={type: cos_with_warmup, warmup: 3}",
+        // One fp32 model (no sharding): these tests compare fp32 with bf16 autocast.
+        "--train_module.dp_config=null",
         "--trainer.max_duration={value: 30, unit: steps}",
         "--trainer.metrics_collect_interval=4",
         "--trainer.callbacks.lm_evaluator.enabled=false",

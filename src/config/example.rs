@@ -9,11 +9,11 @@ use super::data::{
     NumpyDataLoaderConfig, NumpyFSLDatasetConfig, NumpyPaddedFSLDatasetConfig, TokenizerConfig,
 };
 use super::train_module::{
-    AdamWConfig, CosWithWarmup, DataParallelConfig, OptimConfig, OptimGroupOverride,
-    SchedulerConfig, TransformerTrainModuleConfig,
+    AdamWConfig, CosWithWarmup, DataParallelConfig, DataParallelType, OptimConfig,
+    OptimGroupOverride, SchedulerConfig, TransformerTrainModuleConfig,
 };
 use super::trainer::{Duration, TrainerConfig};
-use super::ExperimentConfig;
+use super::{DType, ExperimentConfig};
 use crate::config::factories::build_factory;
 use crate::error::Result;
 
@@ -92,10 +92,14 @@ pub fn build_example_config(opts: &ExampleOptions) -> Result<ExperimentConfig> {
             }]),
             ..AdamWConfig::default()
         }),
-        // OLMo-core: `compile_model=True` (torch.compile has no libtorch equivalent) and
-        // `dp_config=fsdp/bfloat16` (sharded data parallel is not built yet): see README.
+        // OLMo-core: `compile_model=True` (torch.compile has no libtorch equivalent): see README.
         compile_model: false,
-        dp_config: Some(DataParallelConfig::default()),
+        dp_config: Some(DataParallelConfig {
+            name: DataParallelType::Fsdp,
+            param_dtype: Some(DType::Bfloat16),
+            reduce_dtype: DType::Float32,
+            ..DataParallelConfig::default()
+        }),
         max_grad_norm: Some(1.0),
         scheduler: Some(SchedulerConfig::CosWithWarmup(CosWithWarmup::with_warmup(
             100,

@@ -1,5 +1,6 @@
 //! Sharded weights and optimizer state in the existing single-file checkpoint layout: saving gathers
-//! one unit at a time over the shard group (every rank takes part; rank 0 writes), and loading keeps
+//! one unit at a time over the shard group (every rank takes part; the rank that writes keeps each
+//! unit as a host copy, so the device never holds more than one whole unit), and loading keeps
 //! each rank's part of every stored tensor without any collective, so a checkpoint saved at one
 //! world size loads at any other, and HF conversion and evaluation read it as they read any.
 use std::collections::BTreeMap;
@@ -9,22 +10,27 @@ use tch::{Kind, Tensor};
 
 use super::ShardedModel;
 use crate::checkpoint;
+use crate::device::host_copy;
 use crate::error::Result;
 use crate::optim::{AdamW, OptimStateDict};
 
 impl ShardedModel {
-    /// Every parameter's whole fp32 value, by name, in model order (on the device).
-    pub fn full_parameters(&self) -> Result<Vec<(String, Tensor)>> {
+    /// Every parameter's whole fp32 value, by name, in model order, as host copies when `keep` (the
+    /// writing rank), else nothing: the other ranks only take part in the gathers.
+    pub fn full_parameters(&self, keep: bool) -> Result<Vec<(String, Tensor)>> {
         let mut out = Vec::new();
         for u in &self.units {
             let full = u.gather_full(&u.master_views, self.shard())?;
-            out.extend(u.names.iter().cloned().zip(full));
+            if keep {
+                out.extend(u.names.iter().cloned().zip(full.iter().map(host_copy)));
+            }
         }
         Ok(out)
     }
 
-    /// The optimizer's state with every moment whole (the JSON part is the same on every rank).
-    pub fn full_optim_state(&self, optim: &AdamW) -> Result<OptimStateDict> {
+    /// The optimizer's state with every moment whole (host copies when `keep`, as above; the JSON
+    /// part is the same on every rank).
+    pub fn full_optim_state(&self, optim: &AdamW, keep: bool) -> Result<OptimStateDict> {
         let local = optim.state_dict();
         let by_name: BTreeMap<&str, &Tensor> =
             local.tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
@@ -41,7 +47,9 @@ impl ShardedModel {
                     .map(|k| by_name[k.as_str()].shallow_clone())
                     .collect();
                 let full = u.gather_full(&parts, self.shard())?;
-                tensors.extend(keys.into_iter().zip(full));
+                if keep {
+                    tensors.extend(keys.into_iter().zip(full.iter().map(host_copy)));
+                }
             }
         }
         // Parameter order, as the unsharded optimizer lists them.

@@ -135,11 +135,11 @@ impl TrainModule {
         m.reshard_all()
     }
 
-    /// Every parameter's whole value by name (gathered over the shard group when sharded: every rank
-    /// must call this together).
-    pub fn full_parameters(&self) -> Result<Vec<(String, Tensor)>> {
+    /// Every parameter's whole value by name. Sharded, the units are gathered one by one over the shard
+    /// group (every rank must call this together) and only a rank that `keep`s them gets host copies.
+    pub fn full_parameters(&self, keep: bool) -> Result<Vec<(String, Tensor)>> {
         match &self.sharded {
-            Some(s) => lock(s).full_parameters(),
+            Some(s) => lock(s).full_parameters(keep),
             None => Ok(self
                 .model
                 .named_parameters()
@@ -150,9 +150,9 @@ impl TrainModule {
     }
 
     /// The optimizer state with whole moments (a collective when sharded, as above).
-    pub fn full_optim_state(&self) -> Result<crate::optim::OptimStateDict> {
+    pub fn full_optim_state(&self, keep: bool) -> Result<crate::optim::OptimStateDict> {
         match &self.sharded {
-            Some(s) => lock(s).full_optim_state(&self.optim),
+            Some(s) => lock(s).full_optim_state(&self.optim, keep),
             None => Ok(self.optim.state_dict()),
         }
     }
@@ -309,7 +309,7 @@ impl TrainModule {
     pub fn check_replicas_identical(&self, step: u64) -> Result<()> {
         let Some(pg) = &self.dp else { return Ok(()) };
         // Sharded: the gathered weights (each rank's shards differ by design).
-        let params = self.full_parameters()?;
+        let params = self.full_parameters(true)?;
         let digests: Vec<i64> = params.iter().map(|(_, p)| digest(p)).collect();
         match pg.compare_with_root(&digests)? {
             (Some(i), _) => Err(Error::Distributed(format!(

@@ -15,8 +15,8 @@ impl Trainer {
         // Sharded, every rank takes part in gathering the whole state unit by unit.
         let (model, optim) = match self.module.sharded() {
             Some(_) => (
-                Some(self.module.full_parameters()?),
-                Some(self.module.full_optim_state()?),
+                Some(self.module.full_parameters(self.is_main)?),
+                Some(self.module.full_optim_state(self.is_main)?),
             ),
             None => (None, None),
         };
