@@ -266,8 +266,18 @@ fn rank_of(pid: i32) -> Option<String> {
 
 #[test]
 fn a_killed_worker_stops_the_run_within_30_seconds_leaving_nothing() {
+    killed_worker_stops_the_run("killtest", &[]);
+}
+
+/// Under sharding the survivor is inside an all-gather or reduce-scatter when its peer dies.
+#[test]
+fn a_killed_sharded_worker_stops_the_run_within_30_seconds_leaving_nothing() {
+    killed_worker_stops_the_run("killfsdp", &["--train_module.dp_config={name: fsdp}"]);
+}
+
+fn killed_worker_stops_the_run(name: &str, extra: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
-    let marker = format!("killtest-{}", std::process::id());
+    let marker = format!("{name}-{}", std::process::id());
     let mut args = vec![
         "launch".to_string(),
         "--nproc-per-node=2".into(),
@@ -278,9 +288,13 @@ fn a_killed_worker_stops_the_run_within_30_seconds_leaving_nothing() {
         dir.path(),
         "save",
         &[
-            "--trainer.max_duration={value: 1000000, unit: steps}",
-            "--trainer.no_checkpoints",
-        ],
+            &[
+                "--trainer.max_duration={value: 1000000, unit: steps}",
+                "--trainer.no_checkpoints",
+            ][..],
+            extra,
+        ]
+        .concat(),
     ));
     let mut launcher = Command::new(env!("CARGO_BIN_EXE_olmo-train"))
         .args(&args)
