@@ -38,7 +38,7 @@ pub struct ShardedModel {
     shard_group: Option<Arc<ProcessGroup>>,
     replica_group: Option<Arc<ProcessGroup>>,
     settings: ShardingSettings,
-    /// The most units gathered at once so far (checked against `2 + prefetch` by tests).
+    /// The most units gathered at once so far (at most `1 + prefetch`, checked in debug builds).
     pub peak_gathered: usize,
     /// The most gathered bytes at once since the last `take_peak_unsharded_bytes`.
     peak_unsharded_bytes: i64,
@@ -156,6 +156,13 @@ impl ShardedModel {
 
     fn note_gathered(&mut self) {
         let n = self.units.iter().filter(|u| u.is_gathered()).count();
+        // Debug builds (every test run) check the bound on each gather: the unit running and the ones
+        // issued ahead of it (2 + prefetch_factor, or 2 with OLMo-core's default 0).
+        debug_assert!(
+            n <= 1 + self.settings.prefetch,
+            "{n} units gathered at once, more than 1 + {}",
+            self.settings.prefetch
+        );
         self.peak_gathered = self.peak_gathered.max(n);
         self.peak_unsharded_bytes = self.peak_unsharded_bytes.max(self.unsharded_bytes());
     }
