@@ -23,7 +23,7 @@ run() {
     [ "$1" = default ] &&
         checkpoints=(--trainer.callbacks.checkpointer="{save_interval: 1000, ephemeral_save_interval: 100, save_async: true}")
     rm -rf "$OUT/run"
-    /usr/bin/time -f "%U %S" -o "$OUT/time" target/release/olmo-train bench --model-factory="$FACTORY" \
+    /usr/bin/time -f "%U %S" -o "$OUT/time" target/release/olmo-train bench --model-factory="$FACTORY" --tokenizer dolma2 \
         --config configs/olmo2-1M-cpu.yaml --dataset.paths="[$TOKENS]" "${checkpoints[@]}" \
         --trainer.max_duration="{value: $2, unit: steps}" --trainer.metrics_collect_interval=1 \
         --save-folder="$OUT/run" --work-dir="$OUT/run/cache" >/dev/null 2>"$OUT/log" ||

@@ -18,7 +18,7 @@ cargo build --release --quiet
 TOKENS=$(scripts/demo-tokens.sh "$OUT/tokens")
 export OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
 rm -rf "$OUT/run"
-target/release/olmo-train bench --model-factory="$FACTORY" --config configs/olmo2-1M-cpu.yaml \
+target/release/olmo-train bench --model-factory="$FACTORY" --tokenizer dolma2 --config configs/olmo2-1M-cpu.yaml \
     --dataset.paths="[$TOKENS]" --trainer.max_duration="{value: 20, unit: steps}" \
     --trainer.callbacks.checkpointer="{save_interval: 20, ephemeral_save_interval: null}" \
     --save-folder="$OUT/run" --work-dir="$OUT/run/cache" >/dev/null 2>"$OUT/train.log" ||

@@ -13,7 +13,7 @@ cargo build --release --quiet
 OMP_NUM_THREADS=1 cargo bench --quiet --bench allreduce 2>/dev/null | grep '^all-reduce'
 TOKENS=$(scripts/demo-tokens.sh "$OUT/tokens")
 for factory in olmo2_1M olmo2_14M; do
-    args=(--model-factory=$factory --config configs/olmo2-1M-cpu.yaml --dataset.paths="[$TOKENS]"
+    args=(--model-factory=$factory --tokenizer dolma2 --config configs/olmo2-1M-cpu.yaml --dataset.paths="[$TOKENS]"
         --train_module.rank_microbatch_size=1024 --train_module.dp_config="{name: ddp}"
         --trainer.no_checkpoints --trainer.metrics_collect_interval=1
         --trainer.max_duration="{value: $STEPS, unit: steps}" --work-dir="$OUT/cache")

@@ -30,7 +30,7 @@ ours() {
     [ "${3:-off}" = default ] && checkpoints=(--trainer.callbacks.checkpointer="$DEFAULT_CHECKPOINTER")
     rm -rf "$OUT/run"
     LAUNCH=$(date +%s.%N)
-    /usr/bin/time -f "%e %M" -o "$OUT/time" target/release/olmo-train bench --model-factory="$1" \
+    /usr/bin/time -f "%e %M" -o "$OUT/time" target/release/olmo-train bench --model-factory="$1" --tokenizer dolma2 \
         --config configs/olmo2-1M-cpu.yaml --dataset.paths="[$TOKENS]" "${checkpoints[@]}" \
         --trainer.max_duration="{value: $2, unit: steps}" --trainer.metrics_collect_interval=1 \
         --trainer.callbacks.console_logger.metrics_log_interval=1 \

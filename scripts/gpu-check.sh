@@ -82,7 +82,7 @@ train() { # name limit_s device factory seq steps extra-args...
     local name=$1 limit=$2 dev=$3 factory=$4 seq=$5 steps=$6
     shift 6
     rm -rf "${OUT:?}/$name"
-    timed "$name" "$limit" "$BIN" ${LAUNCH[@]+"${LAUNCH[@]}"} "$name" --model-factory="$factory" --trainer.device="$dev" \
+    timed "$name" "$limit" "$BIN" ${LAUNCH[@]+"${LAUNCH[@]}"} "$name" --model-factory="$factory" --tokenizer dolma2 --trainer.device="$dev" \
         --sequence-length="$seq" --dataset.paths="[$OUT/tokens.npy]" --dataset.dtype=uint16 \
         --train_module.max_sequence_length="$seq" --trainer.max_duration="{value: $steps, unit: steps}" \
         --trainer.callbacks.lm_evaluator.enabled=false --trainer.callbacks.downstream_evaluator.enabled=false \
@@ -251,7 +251,7 @@ speed() { # name ranks factory [extra-args...]
     fi
     if [ "$ranks" -gt 1 ]; then
         rm -rf "${OUT:?}/$name"
-        timed "$name" 200 "$BIN" launch --nproc-per-node="$ranks" --master-port=$((20000 + RANDOM % 20000)) "$name" --model-factory="$factory" \
+        timed "$name" 200 "$BIN" launch --nproc-per-node="$ranks" --master-port=$((20000 + RANDOM % 20000)) "$name" --model-factory="$factory" --tokenizer dolma2 \
             --trainer.device="$DEVICE" --sequence-length="$SPEED_SEQ" --dataset.paths="[$OUT/tokens.npy]" \
             --dataset.dtype=uint16 --train_module.max_sequence_length="$SPEED_SEQ" \
             --trainer.max_duration="{value: $SPEED_STEPS, unit: steps}" \

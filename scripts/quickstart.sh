@@ -21,15 +21,15 @@ echo "== olmo-train tokenize (the demo corpus, dolma2 tokenizer)"
 
 echo
 echo "== olmo-train tutorial-run-01 --dry-run --model-factory=olmo2_1M ... (on the tokenized demo corpus)"
-"$BIN" tutorial-run-01 --dry-run --model-factory=olmo2_1M --config configs/olmo2-1M-cpu.yaml \
+"$BIN" tutorial-run-01 --dry-run --model-factory=olmo2_1M --tokenizer dolma2 --config configs/olmo2-1M-cpu.yaml \
     --dataset.paths="[$OUT/tokens/train/part-0-00000.npy]" \
     --trainer.callbacks.lm_evaluator.eval_dataset.paths="[$OUT/tokens/validation/part-0-00000.npy]" \
     --data_loader.prefetch_factor=4 --trainer.callbacks.wandb.enabled=true
 
 echo
-echo "== olmo-train quickstart --model-factory=olmo2_1M --config configs/olmo2-1M-cpu.yaml ... (200 steps on CPU)"
+echo "== olmo-train quickstart --model-factory=olmo2_1M --tokenizer dolma2 --config configs/olmo2-1M-cpu.yaml ... (200 steps on CPU)"
 rm -rf "$OUT/run"
-"$BIN" quickstart --model-factory=olmo2_1M --config configs/olmo2-1M-cpu.yaml \
+"$BIN" quickstart --model-factory=olmo2_1M --tokenizer dolma2 --config configs/olmo2-1M-cpu.yaml \
     --dataset.paths="[$OUT/tokens/train/part-0-00000.npy]" --trainer.no_checkpoints \
     --save-folder="$OUT/run" --work-dir="$OUT/run/dataset-cache"
 python3 - "$OUT/run/metrics.jsonl" <<'PY'

@@ -2,7 +2,7 @@
 //! output still parses as YAML), then notes on settings olmo-train would refuse to run with.
 use std::fmt::Write;
 
-use crate::config::support::unsupported_settings;
+use crate::config::support::{compile_model_note, unsupported_settings};
 use crate::config::ExperimentConfig;
 use crate::eval::task_file::{available_tasks, default_tasks_dir};
 
@@ -16,6 +16,9 @@ pub fn render(config: &ExperimentConfig, model_factory: &str) -> String {
             "# note: downstream task '{task}' is not in the task folder {}; a run would stop here (scripts/get-eval-tasks.sh {task})",
             default_tasks_dir().display()
         );
+    }
+    if let Some(note) = compile_model_note(config) {
+        let _ = writeln!(out, "# note: {note}");
     }
     for u in unsupported_settings(config) {
         // Writing to a String cannot fail.

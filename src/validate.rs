@@ -5,6 +5,7 @@
 //! reports every problem at once, each with its dotted key. (Settings olmo-train does not build yet are
 //! `config::support`'s business: notes in a dry run, errors in a run.)
 use crate::config::activation_checkpointing::AcMode;
+use crate::config::data::TokenizerConfig;
 use crate::config::train_module::{DataParallelType, SchedulerUnits};
 use crate::config::trainer::DurationUnit;
 use crate::config::ExperimentConfig;
@@ -55,13 +56,28 @@ pub fn problems(config: &ExperimentConfig, world_size: u64) -> Vec<Problem> {
     if seq == 0 {
         problem("dataset.sequence_length", "must be positive".into());
     }
-    for (path, vocab) in tokenizer_vocabularies(config) {
+    let tokenizers = tokenizers(config);
+    for (path, tok) in &tokenizers {
+        let vocab = tok.vocab_size;
         if config.model.vocab_size < vocab {
             problem(
                 "model.vocab_size",
                 format!(
                     "{} is smaller than the vocabulary of {path} ({vocab}): token ids would index past the embedding",
                     config.model.vocab_size
+                ),
+            );
+        }
+    }
+    let data = &config.dataset.tokenizer;
+    for (path, tok) in tokenizers.iter().skip(1) {
+        if !same_tokenizer(tok, data) {
+            problem(
+                path,
+                format!(
+                    "{} differs from dataset.tokenizer ({}): the evaluator would read another tokenizer's ids; --tokenizer NAME sets them all",
+                    describe(tok),
+                    describe(data)
                 ),
             );
         }
@@ -139,12 +155,30 @@ pub fn problems(config: &ExperimentConfig, world_size: u64) -> Vec<Problem> {
     out
 }
 
-/// The vocabulary of every tokenizer the run uses, by its dotted path.
-fn tokenizer_vocabularies(config: &ExperimentConfig) -> Vec<(String, u64)> {
-    let mut out = vec![(
-        "dataset.tokenizer".to_string(),
-        config.dataset.tokenizer.vocab_size,
-    )];
+/// Whether two tokenizer configs name the same tokenizer: the same identifier when both have one,
+/// else the same vocabulary and end-of-text id.
+fn same_tokenizer(a: &TokenizerConfig, b: &TokenizerConfig) -> bool {
+    match (&a.identifier, &b.identifier) {
+        (Some(x), Some(y)) => x == y && a.vocab_size == b.vocab_size,
+        _ => a.vocab_size == b.vocab_size && a.eos_token_id == b.eos_token_id,
+    }
+}
+
+fn describe(t: &TokenizerConfig) -> String {
+    format!(
+        "{}vocab {}, eos {}",
+        t.identifier
+            .as_deref()
+            .map(|i| format!("{i}, "))
+            .unwrap_or_default(),
+        t.vocab_size,
+        t.eos_token_id
+    )
+}
+
+/// Every tokenizer the run uses, by its dotted path, the dataset's first.
+fn tokenizers(config: &ExperimentConfig) -> Vec<(String, &TokenizerConfig)> {
+    let mut out = vec![("dataset.tokenizer".to_string(), &config.dataset.tokenizer)];
     let callbacks = &config.trainer.callbacks;
     if config.trainer.no_evals {
         return out;
@@ -157,7 +191,7 @@ fn tokenizer_vocabularies(config: &ExperimentConfig) -> Vec<(String, u64)> {
     {
         out.push((
             "trainer.callbacks.lm_evaluator.eval_dataset.tokenizer".into(),
-            ds.tokenizer.vocab_size,
+            &ds.tokenizer,
         ));
     }
     if let Some(d) = callbacks
@@ -167,7 +201,7 @@ fn tokenizer_vocabularies(config: &ExperimentConfig) -> Vec<(String, u64)> {
     {
         out.push((
             "trainer.callbacks.downstream_evaluator.tokenizer".into(),
-            d.tokenizer.vocab_size,
+            &d.tokenizer,
         ));
     }
     out

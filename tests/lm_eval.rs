@@ -99,7 +99,8 @@ fn in_loop_equals_standalone_eval() {
             "--sequence-length=64",
             "--trainer.device=cpu",
             "--model.vocab_size=1024",
-            "--dataset.tokenizer={vocab_size: 500, eos_token_id: 0, pad_token_id: 499}",
+            // One tokenizer for the data and both evaluators (the downstream one's, tiny-bpe, 1000 ids).
+            "--dataset.tokenizer={vocab_size: 1000, eos_token_id: 0, pad_token_id: 499}",
             &format!("--dataset.paths=[{DIR}/eval/alpha.npy]"),
             "--data_loader.global_batch_size=256",
             "--train_module.rank_microbatch_size=256",
@@ -111,7 +112,7 @@ fn in_loop_equals_standalone_eval() {
             "--trainer.callbacks.lm_evaluator.eval_duration={value: 1, unit: epochs}",
             &format!("--trainer.callbacks.lm_evaluator.eval_dataset.paths=[{DIR}/eval/alpha.npy, {DIR}/eval/beta.npy]"),
             "--trainer.callbacks.lm_evaluator.eval_dataset.metadata=[{label: alpha}, {label: beta}]",
-            "--trainer.callbacks.lm_evaluator.eval_dataset.tokenizer={vocab_size: 500, eos_token_id: 0, pad_token_id: 499}",
+            "--trainer.callbacks.lm_evaluator.eval_dataset.tokenizer={vocab_size: 1000, eos_token_id: 0, pad_token_id: 499}",
             &format!("--trainer.callbacks.downstream_evaluator={{tasks: [arc_easy], eval_interval: 4, tokenizer: {{vocab_size: 1000, eos_token_id: 0, pad_token_id: 1, identifier: {DIR}/tokenize/tiny-bpe/tokenizer.json}}}}"),
             &format!("--save-folder={}", save.display()),
             &format!("--work-dir={}", dir.path().join("cache").display()),

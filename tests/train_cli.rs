@@ -235,3 +235,70 @@ fn bf16_autocast_follows_the_fp32_losses() {
     assert!(b[11] < b[0] - 0.5, "{b:?}");
     assert_ne!(a, b, "the bf16 run computed in bf16");
 }
+
+/// Data tokenized with dolma2 (ids past gpt2's 50,257) under the example's default tokenizer (gpt2, as
+/// OLMo-core's): one line naming the file, the id and `--tokenizer`; with `--tokenizer dolma2` it trains.
+#[test]
+fn data_from_another_tokenizer_is_caught_and_the_flag_fixes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("dolma2.npy");
+    let ids: Vec<u8> = (0..4096u32)
+        .map(|i| {
+            if i % 50 == 49 {
+                100_257
+            } else {
+                1000 + i % 300
+            }
+        })
+        .flat_map(|t| t.to_le_bytes())
+        .collect();
+    std::fs::write(&data, ids).unwrap();
+    let args = |extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = [
+            "tok",
+            "--model-factory=olmo2_1M",
+            "--sequence-length=32",
+            "--trainer.device=cpu",
+            "--dataset.dtype=uint32",
+            "--data_loader.global_batch_size=128",
+            "--train_module.rank_microbatch_size=128",
+            "--train_module.dp_config=null",
+            "--trainer.max_duration={value: 2, unit: steps}",
+            "--trainer.callbacks.lm_evaluator.enabled=false",
+            "--trainer.callbacks.downstream_evaluator.enabled=false",
+            "--trainer.no_checkpoints",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        a.push(format!("--dataset.paths=[{}]", data.display()));
+        a.push(format!(
+            "--save-folder={}",
+            dir.path().join("run").display()
+        ));
+        a.push(format!("--work-dir={}", dir.path().join("cache").display()));
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let run = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_olmo-train"))
+            .args(args(extra))
+            .env("OMP_NUM_THREADS", "1")
+            .output()
+            .unwrap()
+    };
+    let wrong = run(&[]);
+    let err = String::from_utf8_lossy(&wrong.stderr);
+    assert!(!wrong.status.success());
+    assert!(
+        err.contains("dolma2.npy") && err.contains("100257") && err.contains("--tokenizer"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    let right = run(&["--tokenizer=dolma2"]);
+    assert!(
+        right.status.success(),
+        "{}",
+        String::from_utf8_lossy(&right.stderr)
+    );
+}

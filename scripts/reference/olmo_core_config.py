@@ -78,9 +78,10 @@ def factories():
     return out
 
 
-def build_config(run_name, model_factory="llama2_271M", sequence_length=2048, tokenizer="gpt2"):
+def build_config(run_name, model_factory="llama2_271M", sequence_length=2048, tokenizer="gpt2", save_folder=None,
+                 work_dir=None):
     tok = TOKENIZERS[tokenizer]
-    work_dir = "/tmp/dataset-cache"
+    work_dir = work_dir or "/tmp/dataset-cache"
     model = getattr(TransformerConfig, model_factory)(vocab_size=tok.padded_vocab_size())
     dataset = NumpyFSLDatasetConfig(
         paths=[f"{DATA_ROOT}/c4-train.00000-00099.npy"],
@@ -105,7 +106,7 @@ def build_config(run_name, model_factory="llama2_271M", sequence_length=2048, to
     )
     trainer = (
         TrainerConfig(
-            save_folder=f"/tmp/{run_name}",
+            save_folder=save_folder or f"/tmp/{run_name}",
             save_overwrite=True,
             metrics_collect_interval=5,
             cancel_check_interval=5,
@@ -144,11 +145,16 @@ def build_config(run_name, model_factory="llama2_271M", sequence_length=2048, to
     )
 
 
-# Each case is an olmo-train command line (minus the binary). olmo-train's default tokenizer is dolma2, so
-# every case builds OLMo-core's example with dolma2 as well (`--tokenizer=` is consumed here, not by merge).
+# Each case is an olmo-train command line (minus the binary). The first three are the tutorial's own
+# (docs/source/guides/all_in_one_for_researchers.md: the dry run, the dry run with overrides, the torchrun
+# launch), then olmo-train's `--tokenizer` (consumed here as the example's tokenizer, not by merge) and more.
 CASES = [
     ["tutorial-run-01"],
     ["tutorial-run-01", "--data_loader.prefetch_factor=4", "--trainer.callbacks.wandb.enabled=true"],
+    ["tutorial-run-01", "--save-folder=/tmp/tutorial-run-01", "--work-dir=/tmp/dataset-cache",
+     "--trainer.callbacks.lm_evaluator.enabled=false", "--trainer.callbacks.downstream_evaluator.enabled=false",
+     "--trainer.no_checkpoints", "--trainer.hard_stop={value: 100, unit: steps}"],
+    ["run-tok", "--tokenizer=dolma2", "--model-factory=olmo2_190M", "--save-folder=/ckpt/run-tok", "--work-dir=/cache"],
     ["run-b", "--model-factory=olmo2_1M", "--sequence-length=256", "--trainer.no_checkpoints",
      "--trainer.hard_stop={value: 100, unit: steps}", '--dataset.paths=["/data/*.npy"]',
      "--train_module.optim.lr=3e-4", "--data_loader.global-batch-size=131072",
@@ -160,12 +166,13 @@ CASES = [
      "--train_module.z_loss_multiplier=1e-5", "--dataset.metadata=[{label: x}]"],
 ]
 
-OPTIONS = {"--tokenizer": "tokenizer", "--model-factory": "model_factory", "--sequence-length": "sequence_length"}
+OPTIONS = {"--tokenizer": "tokenizer", "--model-factory": "model_factory", "--sequence-length": "sequence_length",
+           "--save-folder": "save_folder", "--work-dir": "work_dir"}
 
 
 def resolve(args):
     run_name, rest = args[0], list(args[1:])
-    kwargs = {"tokenizer": "dolma2"}
+    kwargs = {}
     overrides = []
     for arg in rest:
         name, _, value = arg.partition("=")

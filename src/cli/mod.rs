@@ -3,6 +3,7 @@
 //! `--a.b.c=<yaml>` is a config override, so clap's fixed flag sets do not fit it). Subcommands get
 //! their own word (`launch`, `tokenize`, `convert`, `eval`, `list-models`) and their own clap parsers.
 mod execute;
+mod tokenizer_flag;
 
 use std::path::PathBuf;
 
@@ -26,6 +27,8 @@ Train a transformer language model (OLMo-core's src/examples/llm/train.py).
 options:
   --model-factory NAME     TransformerConfig factory (default: llama2_271M; see `olmo-train list-models`)
   --sequence-length N      train and eval sequence length (default: 2048)
+  --tokenizer NAME         dolma2, gpt2 (default, as OLMo-core's example), another preset or a local
+                           tokenizer.json: the dataset's, both evaluators' and the model's vocabulary
   --save-folder DIR        checkpoint folder (default: /tmp/RUN_NAME)
   --work-dir DIR           dataset cache folder (default: /tmp/dataset-cache)
   --load-path DIR          checkpoint to start from when save-folder has none
@@ -66,6 +69,7 @@ pub struct TrainArgs {
 const VALUE_FLAGS: &[&str] = &[
     "--model-factory",
     "--sequence-length",
+    "--tokenizer",
     "--save-folder",
     "--work-dir",
     "--load-path",
@@ -222,6 +226,7 @@ fn apply_value_flag(train: &mut TrainArgs, flag: &str, value: String) -> Result<
                 ))
             })?;
         }
+        "--tokenizer" => train.opts.tokenizer = tokenizer_flag::tokenizer_config(&value)?,
         "--save-folder" => train.opts.save_folder = Some(value),
         "--work-dir" => train.opts.work_dir = Some(value),
         "--config" => train.config_file = Some(PathBuf::from(value)),

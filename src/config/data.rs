@@ -5,14 +5,18 @@ use serde_yaml::Value;
 
 pub use crate::token_dtype::TokenDType;
 
-/// OLMo-core's `TokenizerConfig`, with its presets (`src/olmo_core/data/tokenizer.py`).
+/// OLMo-core's `TokenizerConfig`, with its presets (`src/olmo_core/data/tokenizer.py`). As there, a
+/// tokenizer given as a mapping needs the three ids and sizes; `bos_token_id` and `identifier` default to
+/// null (not to a preset's).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
 pub struct TokenizerConfig {
     pub vocab_size: u64,
     pub eos_token_id: u64,
     pub pad_token_id: u64,
+    #[serde(default)]
     pub bos_token_id: Option<u64>,
+    #[serde(default)]
     pub identifier: Option<String>,
 }
 

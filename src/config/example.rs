@@ -30,6 +30,9 @@ pub struct ExampleOptions {
     pub work_dir: Option<String>,
     /// `OLMO_DATA_ROOT`, read by the binary.
     pub data_root: Option<String>,
+    /// The tokenizer of the dataset, both evaluators and (padded) the model's vocabulary: OLMo-core's
+    /// `TokenizerConfig.gpt2()` unless `--tokenizer` names another.
+    pub tokenizer: TokenizerConfig,
 }
 
 impl ExampleOptions {
@@ -41,6 +44,7 @@ impl ExampleOptions {
             save_folder: None,
             work_dir: None,
             data_root: None,
+            tokenizer: TokenizerConfig::gpt2(),
         }
     }
 }
@@ -61,8 +65,7 @@ pub fn build_example_config(opts: &ExampleOptions) -> Result<ExperimentConfig> {
         .unwrap_or(DEFAULT_DATA_ROOT)
         .trim_end_matches('/')
         .to_string();
-    // olmo-train's default tokenizer is dolma2, OLMo's current one (the example uses gpt2).
-    let tokenizer = TokenizerConfig::dolma2();
+    let tokenizer = opts.tokenizer.clone();
     let seq = opts.sequence_length;
 
     let model = build_factory(&opts.model_factory, tokenizer.padded_vocab_size())?;
@@ -92,8 +95,8 @@ pub fn build_example_config(opts: &ExampleOptions) -> Result<ExperimentConfig> {
             }]),
             ..AdamWConfig::default()
         }),
-        // OLMo-core: `compile_model=True` (torch.compile has no libtorch equivalent): see README.
-        compile_model: false,
+        // libtorch has no graph compiler: accepted, and the run says it runs eager kernels.
+        compile_model: true,
         dp_config: Some(DataParallelConfig {
             name: DataParallelType::Fsdp,
             param_dtype: Some(DType::Bfloat16),

@@ -49,6 +49,14 @@ impl Checker {
 
 const LEAVE_NULL: &str = "leave it null";
 
+/// `compile_model: true` (OLMo-core's example default) is accepted, not honoured: the run and
+/// `--dry-run` say so.
+pub fn compile_model_note(config: &ExperimentConfig) -> Option<&'static str> {
+    config.train_module.compile_model.then_some(
+        "train_module.compile_model = true: libtorch has no graph compiler (torch.compile is Python), so olmo-train runs its eager kernels",
+    )
+}
+
 /// Every setting in `config` that olmo-train would not honour, in config order.
 pub fn unsupported_settings(config: &ExperimentConfig) -> Vec<Unsupported> {
     let mut c = Checker(Vec::new());
@@ -281,12 +289,6 @@ fn is_url(path: &str) -> bool {
 
 fn check_train_module(c: &mut Checker, config: &ExperimentConfig) {
     let t = &config.train_module;
-    c.flag(
-        t.compile_model,
-        "train_module.compile_model",
-        true,
-        "libtorch has no torch.compile; leave it false",
-    );
     c.set(&t.float8_config, "train_module.float8_config", LEAVE_NULL);
     c.set(&t.pp_config, "train_module.pp_config", LEAVE_NULL);
     c.set(&t.tp_config, "train_module.tp_config", LEAVE_NULL);

@@ -236,7 +236,7 @@ impl FslDataset {
         Error::Input {
             path: self.spec.paths[file].clone(),
             reason: format!(
-                "token id {} at offset {} is not below the tokenizer's vocab size {vocab} (wrong tokenizer or dtype?)",
+                "token id {} at offset {} is not below the tokenizer's vocab size {vocab}: tokenized with another tokenizer, or another dtype? (`--tokenizer NAME` sets the dataset's, the evaluators' and the model's; `--dataset.dtype` the width)",
                 ids[pos],
                 start + pos as u64
             ),

@@ -76,6 +76,17 @@ impl TextTokenizer {
 
     /// Token ids of `text`. With `encode_special_tokens` (dolma's flag of the same name), special-token
     /// text such as `<|endoftext|>` is split into ordinary tokens; without it, it maps to the special id.
+    /// The id of a token by its text (special tokens included), when the tokenizer has it.
+    pub fn token_id(&self, token: &str) -> Option<u32> {
+        match self {
+            Self::HuggingFace(t) => t.token_to_id(token),
+            Self::Tiktoken { bpe, .. } => match bpe.encode_with_special_tokens(token).as_slice() {
+                [id] => Some(*id),
+                _ => None,
+            },
+        }
+    }
+
     pub fn encode(&self, text: &str, encode_special_tokens: bool) -> Result<Vec<u32>> {
         match self {
             Self::Tiktoken { bpe, .. } => Ok(if encode_special_tokens {

@@ -12,7 +12,7 @@ use super::outputs::{build_sinks, save_config};
 use super::start_state::{load_start_state, StartState};
 use super::train_module::TrainModule;
 use super::trainer::{TrainSummary, Trainer, TrainerOptions, TrainerParts};
-use crate::config::support::unsupported_settings;
+use crate::config::support::{compile_model_note, unsupported_settings};
 use crate::config::ExperimentConfig;
 use crate::data::build::{build_fsl_dataset, build_loader};
 use crate::data::DataLoader;
@@ -27,6 +27,9 @@ use crate::model::Transformer;
 pub fn train(config: &ExperimentConfig, stop: Arc<AtomicBool>) -> Result<TrainSummary> {
     let dist = DistEnv::from_process_env()?;
     check_config(config, &dist)?;
+    if let Some(note) = compile_model_note(config) {
+        tracing::info!("{note}");
+    }
     let slot = RankSlot {
         local_rank: dist.local_rank,
         local_world_size: dist.local_world_size,
