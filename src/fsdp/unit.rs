@@ -171,13 +171,12 @@ impl ShardedUnit {
 
     /// Frees the gathered weights (waiting for an all-gather still in flight first).
     pub fn reshard(&mut self) -> Result<()> {
-        if let Gathered::InFlight(w) = std::mem::replace(&mut self.gathered, Gathered::Yes) {
-            w.wait()?;
+        match std::mem::replace(&mut self.gathered, Gathered::No) {
+            Gathered::No => return Ok(()),
+            Gathered::InFlight(w) => w.wait()?,
+            Gathered::Yes => {}
         }
-        if matches!(self.gathered, Gathered::Yes) {
-            self.free()?;
-        }
-        Ok(())
+        self.free()
     }
 
     /// Moves the parameters' gradients (from this micro-batch's backward) into one flat buffer in
