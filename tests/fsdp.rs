@@ -308,3 +308,28 @@ fn bad_meshes_and_dtypes_are_refused_by_key() {
         assert!(!stderr.contains("panicked"), "{setting}: {stderr}");
     }
 }
+
+/// Three ranks: every unit's flat buffer is padded to a multiple of 3, and parameters straddle the
+/// shard boundaries. Still one process's training, and a third of its state per rank.
+#[test]
+fn three_processes_with_padded_shards_train_as_one_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let batch = "--data_loader.global_batch_size=192";
+    run_ok(d, "one", 1, 10, &[FSDP, SLOW_LR, batch]);
+    run_ok(d, "three", 3, 10, &[FSDP, SLOW_LR, batch]);
+    assert_close_trajectories(
+        &trajectory(d, "one"),
+        &trajectory(d, "three"),
+        1e-5,
+        "three",
+    );
+    let diff = difference(d, "one", "three", 10, "model.safetensors");
+    assert!(diff <= 1e-5, "final weights differ by {diff:e}");
+    let key = "fsdp/persistent shards (MiB)";
+    let (whole, third) = (last_metric(d, "one", key), last_metric(d, "three", key));
+    assert!(
+        third > whole / 3.0 && third <= whole / 3.0 + 16.0 * 8.0 * 3.0 / (1 << 20) as f64,
+        "{third} MiB per rank, {whole} MiB on one process"
+    );
+}
