@@ -71,6 +71,7 @@ fn main() {
             trainer: trainer.clone(),
             config_json: "{}".into(),
             data_paths: Vec::new(),
+            shards: None,
         };
         let written = checkpoint::write(&snap, dir, round as u64 + 1, false, true).expect("write");
         drop(snap);

@@ -92,10 +92,18 @@ fn state(dir: &Path, name: &str, step: u32) -> Vec<(String, Tensor)> {
     w
 }
 
-/// One file of a checkpoint, sorted by name.
+/// One file of a checkpoint ("model.safetensors" or "optim.safetensors"), sorted by name, read through
+/// the library in either layout (sharded runs write one part per rank).
 fn weights(dir: &Path, name: &str, step: u32, file: &str) -> Vec<(String, Tensor)> {
-    let folder = dir.join(name).join(format!("step{step}/model_and_optim"));
-    let mut w = Tensor::read_safetensors(folder.join(file)).unwrap();
+    let ckpt = dir.join(name).join(format!("step{step}"));
+    let mut w: Vec<(String, Tensor)> = match file {
+        "model.safetensors" => olmo_train::checkpoint::read_model_tensors(&ckpt).unwrap(),
+        _ => olmo_train::checkpoint::read_optim(&ckpt)
+            .unwrap()
+            .tensors
+            .into_iter()
+            .collect(),
+    };
     w.sort_by(|a, b| a.0.cmp(&b.0));
     w
 }

@@ -64,7 +64,8 @@ fn launch(n: u32, args: &[String]) -> Output {
 }
 
 fn weights(dir: &Path) -> Vec<(String, Tensor)> {
-    let mut w = Tensor::read_safetensors(dir.join("model_and_optim/model.safetensors")).unwrap();
+    // Through the library: sharded runs write their checkpoints in parts.
+    let mut w = olmo_train::checkpoint::read_model_tensors(dir).unwrap();
     w.sort_by(|a, b| a.0.cmp(&b.0));
     w
 }

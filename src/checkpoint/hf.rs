@@ -275,15 +275,14 @@ pub fn to_hf(ckpt: &Path, out: &Path, dtype: Kind) -> Result<PathBuf> {
         })?;
     let model = &experiment.model;
     let family = family_of(model)?;
-    let file = tensor_io::TensorFile::open(&dir.join(layout::MODEL))?;
-    let stored: BTreeMap<String, tensor_io::Stored<'_>> = file.tensors()?.into_iter().collect();
+    let stored: BTreeMap<String, Tensor> = super::read_model_tensors(&dir)?.into_iter().collect();
     let mut tensors = Vec::new();
     for (ours, theirs) in name_map(model, family) {
         let t = stored.get(&ours).ok_or_else(|| Error::Input {
             path: dir.join(layout::MODEL),
             reason: format!("missing tensor {ours}"),
         })?;
-        tensors.push((theirs, t.to_tensor().to_kind(dtype).contiguous()));
+        tensors.push((theirs, t.to_kind(dtype).contiguous()));
     }
     let hf_config = hf_config(model, family, dtype)?;
     write_folder(out, |tmp| {

@@ -8,6 +8,8 @@
 //!     model_and_optim/model.safetensors    weights under OLMo-core's names
 //!     model_and_optim/optim.safetensors    AdamW moments: `<name>.exp_avg`, `<name>.exp_avg_sq`
 //!     model_and_optim/optim.json           parameter groups and per-parameter step counts
+//!     model_and_optim/shards/              instead of the two files, after sharded training on several
+//!                                          ranks: each rank's parts and an index (`sharded.rs`)
 //!     .metadata.json                       written last: a folder without it is never loaded
 //! ```
 //! A checkpoint is written in `save_folder/.step{N}.tmp-{pid}` and renamed to `step{N}` when complete.
@@ -25,9 +27,11 @@ pub fn step_dir(save_folder: &Path, step: u64) -> PathBuf {
     save_folder.join(format!("step{step}"))
 }
 
-/// A complete checkpoint: its metadata (written last) and the model weights exist.
+/// A complete checkpoint: its metadata (written last) and the model weights (one file, or the sharded
+/// layout's index) exist.
 pub fn is_checkpoint(dir: &Path) -> bool {
-    dir.join(METADATA).is_file() && dir.join(MODEL).is_file()
+    dir.join(METADATA).is_file()
+        && (dir.join(MODEL).is_file() || dir.join(super::sharded::INDEX).is_file())
 }
 
 /// Every complete `step{N}` checkpoint in `folder`, by step.
@@ -68,7 +72,7 @@ pub fn stale_temp_dirs(folder: &Path) -> Vec<PathBuf> {
         .filter_map(|e| e.ok())
         .filter(|e| {
             let n = e.file_name().to_string_lossy().into_owned();
-            n.starts_with(".step") && n.contains(".tmp-")
+            n.starts_with(".step") && (n.contains(".tmp-") || n.ends_with(".shards"))
         })
         .map(|e| e.path())
         .collect()

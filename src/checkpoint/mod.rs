@@ -5,6 +5,7 @@
 pub mod hf;
 pub mod layout;
 pub mod policy;
+pub mod sharded;
 mod state;
 pub mod tensor_io;
 
@@ -27,6 +28,9 @@ pub struct Snapshot {
     pub trainer: TrainerState,
     pub config_json: String,
     pub data_paths: Vec<String>,
+    /// The sharded layout: the ranks have written their parts into `sharded::staging_dir` (and
+    /// `model`/`optim_tensors` are empty); this is their index.
+    pub shards: Option<sharded::ShardIndex>,
 }
 
 /// `tensors` on the CPU, contiguous. With `copy` (asynchronous saves, where training goes on while the
@@ -72,8 +76,18 @@ pub fn write(
         std::fs::create_dir_all(tmp.join(sub)).map_err(|e| Error::io(tmp.join(sub), e))?;
     }
     fault_injection_delay();
-    write_tensors(&tmp.join(layout::MODEL), &snap.model)?;
-    write_tensors(&tmp.join(layout::OPTIM_TENSORS), &snap.optim_tensors)?;
+    match &snap.shards {
+        Some(index) => {
+            let parts = sharded::staging_dir(save_folder, step);
+            let into = tmp.join(sharded::SHARDS);
+            std::fs::rename(&parts, &into).map_err(|e| Error::io(&parts, e))?;
+            write_file(&tmp.join(sharded::INDEX), &to_json(index)?)?;
+        }
+        None => {
+            write_tensors(&tmp.join(layout::MODEL), &snap.model)?;
+            write_tensors(&tmp.join(layout::OPTIM_TENSORS), &snap.optim_tensors)?;
+        }
+    }
     write_file(&tmp.join(layout::OPTIM_STATE), &to_json(&snap.optim_json)?)?;
     write_file(&tmp.join(layout::TRAINER_STATE), &to_json(&snap.trainer)?)?;
     write_file(&tmp.join(layout::CONFIG), snap.config_json.as_bytes())?;
@@ -148,6 +162,9 @@ pub fn load_model_with(
     expected: &[(String, Vec<i64>, Kind)],
     mut put: impl FnMut(usize, &tensor_io::Stored<'_>) -> Result<()>,
 ) -> Result<()> {
+    if sharded::is_sharded(dir) {
+        return load_sharded_model(dir, expected, put);
+    }
     let path = dir.join(layout::MODEL);
     let file = tensor_io::TensorFile::open(&path)?;
     let stored: BTreeMap<String, tensor_io::Stored<'_>> = file.tensors()?.into_iter().collect();
@@ -198,6 +215,75 @@ pub fn load_model_with(
     Ok(())
 }
 
+/// `load_model_with` for the sharded layout: each whole tensor assembled from the ranks' parts.
+fn load_sharded_model(
+    dir: &Path,
+    expected: &[(String, Vec<i64>, Kind)],
+    mut put: impl FnMut(usize, &tensor_io::Stored<'_>) -> Result<()>,
+) -> Result<()> {
+    let reader = sharded::ShardedReader::open(dir)?;
+    let stored: BTreeMap<&str, &sharded::ShardedParam> = reader
+        .params()
+        .iter()
+        .map(|p| (p.name.as_str(), p))
+        .collect();
+    let mut problems = Vec::new();
+    for (name, shape, kind) in expected {
+        match stored.get(name.as_str()) {
+            None => problems.push(format!("missing {name}")),
+            Some(p) if &p.shape != shape => problems.push(format!(
+                "{name}: shape {:?} in the checkpoint, {shape:?} in the model",
+                p.shape
+            )),
+            Some(_) if *kind != Kind::Float => problems.push(format!(
+                "{name}: dtype Float in the checkpoint, {kind:?} in the model"
+            )),
+            Some(_) => {}
+        }
+    }
+    for name in stored
+        .keys()
+        .filter(|n| !expected.iter().any(|(p, _, _)| p == *n))
+    {
+        problems.push(format!("unexpected {name}"));
+    }
+    if let Some(first) = problems.first() {
+        return Err(Error::Input {
+            path: dir.join(sharded::INDEX),
+            reason: format!(
+                "does not match the model (another architecture?): {first}{}",
+                match problems.len() {
+                    1 => String::new(),
+                    n => format!("; and {} more", n - 1),
+                }
+            ),
+        });
+    }
+    for (i, (name, _, _)) in expected.iter().enumerate() {
+        let whole = reader
+            .whole(stored[name.as_str()], "")?
+            .ok_or_else(|| Error::Input {
+                path: dir.join(sharded::SHARDS),
+                reason: format!("{name} is in the index but in no rank's file"),
+            })?;
+        put(i, &sharded::as_stored(&whole))?;
+    }
+    Ok(())
+}
+
+/// Every weight of a checkpoint as a whole host tensor, by name, in either layout (for tools and tests).
+pub fn read_model_tensors(dir: &Path) -> Result<Vec<(String, Tensor)>> {
+    if sharded::is_sharded(dir) {
+        return sharded::ShardedReader::open(dir)?.all("");
+    }
+    let file = tensor_io::TensorFile::open(&dir.join(layout::MODEL))?;
+    Ok(file
+        .tensors()?
+        .into_iter()
+        .map(|(n, s)| (n, s.to_tensor()))
+        .collect())
+}
+
 /// A checkpoint's optimizer state as stored: its named tensors and its JSON (for
 /// `AdamW::load_state_dict`), with the folder, so a mismatch can name the files.
 pub struct StoredOptim {
@@ -223,12 +309,14 @@ pub fn read_optim(dir: &Path) -> Result<StoredOptim> {
         path: state_path.clone(),
         reason: format!("not valid JSON: {e}"),
     })?;
-    let file = tensor_io::TensorFile::open(&dir.join(layout::OPTIM_TENSORS))?;
-    let tensors = file
-        .tensors()?
-        .into_iter()
-        .map(|(n, s)| (n, s.to_tensor()))
-        .collect();
+    let tensors = match sharded::is_sharded(dir) {
+        true => sharded::optim_tensors(&sharded::ShardedReader::open(dir)?)?,
+        false => tensor_io::TensorFile::open(&dir.join(layout::OPTIM_TENSORS))?
+            .tensors()?
+            .into_iter()
+            .map(|(n, s)| (n, s.to_tensor()))
+            .collect(),
+    };
     Ok(StoredOptim {
         tensors,
         json,

@@ -42,7 +42,7 @@ fn kind(dtype: Dtype) -> Option<Kind> {
 }
 
 /// The raw bytes of a contiguous CPU tensor.
-fn bytes(t: &Tensor) -> &[u8] {
+pub(crate) fn bytes(t: &Tensor) -> &[u8] {
     let len = t.numel() * t.kind().elt_size_in_bytes();
     if len == 0 {
         return &[];

@@ -10,6 +10,7 @@ use tch::{Kind, Tensor};
 
 use super::ShardedModel;
 use crate::checkpoint;
+use crate::checkpoint::sharded::{ShardIndex, ShardedParam};
 use crate::device::host_copy;
 use crate::error::Result;
 use crate::optim::{AdamW, OptimStateDict};
@@ -64,6 +65,64 @@ impl ShardedModel {
             tensors,
             json: local.json,
         })
+    }
+
+    /// The sharded layout's index when the model is sharded over more than one rank (checkpoints are
+    /// then written in parts, one file per shard rank), else None (one file, as unsharded).
+    pub fn shard_index(&self) -> Option<ShardIndex> {
+        let world = self.settings.mesh.shard;
+        (world > 1).then(|| ShardIndex {
+            world,
+            params: self
+                .units
+                .iter()
+                .flat_map(|u| {
+                    u.names
+                        .iter()
+                        .zip(u.params())
+                        .enumerate()
+                        .map(move |(i, (name, p))| ShardedParam {
+                            name: name.clone(),
+                            shape: p.size(),
+                            parts: (0..world as i64)
+                                .map(|r| (r, u.layout.local(i, r)))
+                                .filter(|(_, s)| s.len > 0)
+                                .map(|(r, s)| (r as u64, s.param_start, s.len))
+                                .collect(),
+                        })
+                })
+                .collect(),
+        })
+    }
+
+    /// This rank's parts for the sharded layout (host copies of its slice of every weight and moment),
+    /// with its shard rank; None on replicas after the first, which hold the same parts.
+    pub fn local_parts(&self, optim: &AdamW) -> Option<(u64, Vec<(String, Tensor)>)> {
+        if self.settings.mesh.replica_index() != 0 {
+            return None;
+        }
+        let moments = optim.state_dict();
+        let by_name: BTreeMap<&str, &Tensor> = moments
+            .tensors
+            .iter()
+            .map(|(n, t)| (n.as_str(), t))
+            .collect();
+        let mut out = Vec::new();
+        for u in &self.units {
+            for (name, view) in u.names.iter().zip(&u.master_views) {
+                if view.numel() == 0 {
+                    continue;
+                }
+                out.push((name.clone(), host_copy(view)));
+                for suffix in ["exp_avg", "exp_avg_sq"] {
+                    let key = format!("{name}.{suffix}");
+                    if let Some(t) = by_name.get(key.as_str()) {
+                        out.push((key, host_copy(t)));
+                    }
+                }
+            }
+        }
+        Some((self.settings.mesh.shard_rank(), out))
     }
 
     /// Loads the checkpoint's weights in `dir`: each rank copies its part of every tensor into its

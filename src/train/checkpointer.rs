@@ -53,6 +53,10 @@ impl Checkpointer {
         }
     }
 
+    pub fn save_folder(&self) -> &std::path::Path {
+        &self.save_folder
+    }
+
     /// Makes this rank a non-writer (data-parallel ranks other than 0).
     pub fn read_only(&mut self) {
         self.writer = false;

@@ -157,6 +157,20 @@ impl TrainModule {
         }
     }
 
+    /// Sharded over more than one rank: the sharded checkpoint layout's index, and this rank's parts
+    /// (None on the replicas that do not write); None when checkpoints are single files.
+    #[allow(clippy::type_complexity)]
+    pub fn checkpoint_parts(
+        &self,
+    ) -> Option<(
+        crate::checkpoint::sharded::ShardIndex,
+        Option<(u64, Vec<(String, Tensor)>)>,
+    )> {
+        let m = lock(self.sharded.as_ref()?);
+        let index = m.shard_index()?;
+        Some((index, m.local_parts(&self.optim)))
+    }
+
     /// Loads a checkpoint's weights (each rank its part, when sharded).
     pub fn load_model(&self, dir: &std::path::Path) -> Result<()> {
         match &self.sharded {

@@ -1,7 +1,7 @@
 //! The trainer's side of checkpointing: a snapshot of the whole state, taken only for a save the
 //! checkpointer has planned, and resuming from a checkpoint's trainer state.
 use super::Trainer;
-use crate::checkpoint::{to_host, Snapshot, TrainerState};
+use crate::checkpoint::{sharded, to_host, Snapshot, TrainerState};
 use crate::data::LoaderState;
 use crate::error::{Error, Result};
 use crate::train::checkpointer::SavePlan;
@@ -12,19 +12,43 @@ impl Trainer {
     pub(super) fn save_if_planned(&mut self, plan: Option<SavePlan>) -> Result<Option<f64>> {
         let Some(plan) = plan else { return Ok(None) };
         let trainer = self.trainer_state()?;
-        // Sharded, every rank takes part in gathering the whole state unit by unit.
-        let (model, optim) = match self.module.sharded() {
-            Some(_) => (
+        // Sharded over several ranks, each writes its own parts (and none holds the whole state);
+        // sharded over one, the state is gathered unit by unit into the single-file layout.
+        let shards = match self.module.checkpoint_parts() {
+            Some((index, parts)) => {
+                if let Some((rank, tensors)) = parts {
+                    sharded::write_rank(
+                        self.checkpointer.save_folder(),
+                        plan.step,
+                        rank,
+                        &tensors,
+                    )?;
+                }
+                if let Some(pg) = &self.dp {
+                    // Every part is on disk before rank 0 moves them into the checkpoint.
+                    pg.barrier()?;
+                }
+                Some(index)
+            }
+            None => None,
+        };
+        let (model, optim) = match (self.module.sharded(), &shards) {
+            (Some(_), None) => (
                 Some(self.module.full_parameters(self.is_main)?),
                 Some(self.module.full_optim_state(self.is_main)?),
             ),
-            None => (None, None),
+            (Some(_), Some(_)) => (Some(Vec::new()), Some(self.module.optim.state_dict())),
+            (None, _) => (None, None),
         };
         let (module, opts, snapshots) = (&self.module, &self.opts, &mut self.snapshots);
         let seconds = self.checkpointer.save(plan, || {
             *snapshots += 1;
             // An asynchronous save writes while training goes on, so it needs copies even on the CPU.
-            let optim = optim.unwrap_or_else(|| module.optim.state_dict());
+            let mut optim = optim.unwrap_or_else(|| module.optim.state_dict());
+            if shards.is_some() {
+                // The moments are in the ranks' parts; only the JSON goes here.
+                optim.tensors.clear();
+            }
             let model = match &model {
                 Some(gathered) => to_host(gathered, false),
                 None => to_host(module.model.named_parameters(), plan.asynchronous),
@@ -36,6 +60,7 @@ impl Trainer {
                 trainer,
                 config_json: opts.config_json.clone(),
                 data_paths: opts.data_paths.clone(),
+                shards,
             }
         })?;
         if let Some(pg) = &self.dp {
