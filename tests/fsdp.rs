@@ -273,6 +273,30 @@ fn sharded_checkpoints_resume_at_any_world_size() {
         let diff = difference(d, "straight", name, 10, "model.safetensors");
         assert!(diff <= 1e-6, "{name}: final weights differ by {diff:e}");
     }
+    // Two ranks wrote parts; `convert unshard` makes the single-file layout with the same tensors.
+    let sharded = d.join("straight/step10");
+    assert!(sharded.join("model_and_optim/shards/index.json").is_file());
+    let out = Command::new(env!("CARGO_BIN_EXE_olmo-train"))
+        .args(["convert", "unshard"])
+        .arg(&sharded)
+        .arg(d.join("unsharded/step10"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(d
+        .join("unsharded/step10/model_and_optim/model.safetensors")
+        .is_file());
+    for file in ["model.safetensors", "optim.safetensors"] {
+        assert_eq!(
+            difference(d, "straight", "unsharded", 10, file),
+            0.0,
+            "{file}"
+        );
+    }
 }
 
 #[test]

@@ -350,7 +350,7 @@ fn hf_config(m: &TransformerConfig, family: Family, dtype: Kind) -> Result<Value
 }
 
 /// Writes a folder through `fill` into a staging folder beside `out`, then renames it into place.
-fn write_folder(out: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<PathBuf> {
+pub(super) fn write_folder(out: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<PathBuf> {
     if out.exists() {
         return Err(Error::Input {
             path: out.to_path_buf(),

@@ -155,3 +155,40 @@ pub fn optim_tensors(reader: &ShardedReader) -> Result<BTreeMap<String, Tensor>>
     }
     Ok(out)
 }
+
+/// A sharded checkpoint (or the latest in a save folder) rewritten in the single-file layout, as
+/// OLMo-core's `unshard_checkpoint` does: the same files, with the parts assembled into
+/// `model.safetensors` and `optim.safetensors`. Written into a staging folder and renamed to `out`.
+pub fn unshard(ckpt: &Path, out: &Path) -> Result<PathBuf> {
+    let dir = super::layout::resolve(ckpt).ok_or_else(|| Error::Input {
+        path: ckpt.to_path_buf(),
+        reason: "not a checkpoint and holds none".into(),
+    })?;
+    if !is_sharded(&dir) {
+        return Err(Error::Input {
+            path: dir,
+            reason: "is already in the single-file layout (model_and_optim/model.safetensors)"
+                .into(),
+        });
+    }
+    let reader = ShardedReader::open(&dir)?;
+    super::hf::write_folder(out, |tmp| {
+        use super::layout::{
+            CONFIG, DATA_PATHS, METADATA, MODEL, OPTIM_STATE, OPTIM_TENSORS, TRAINER_STATE,
+        };
+        for sub in ["train", "model_and_optim"] {
+            std::fs::create_dir_all(tmp.join(sub)).map_err(|e| Error::io(tmp.join(sub), e))?;
+        }
+        tensor_io::write(&tmp.join(MODEL), &reader.all("")?)?;
+        let moments: Vec<(String, Tensor)> = optim_tensors(&reader)?.into_iter().collect();
+        tensor_io::write(&tmp.join(OPTIM_TENSORS), &moments)?;
+        // The metadata last, as every checkpoint writes it.
+        for file in [OPTIM_STATE, TRAINER_STATE, CONFIG, DATA_PATHS, METADATA] {
+            if dir.join(file).is_file() {
+                std::fs::copy(dir.join(file), tmp.join(file))
+                    .map_err(|e| Error::io(dir.join(file), e))?;
+            }
+        }
+        Ok(())
+    })
+}

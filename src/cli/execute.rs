@@ -77,6 +77,10 @@ pub fn execute(command: Command, out: &mut dyn Write, stop: Arc<AtomicBool>) -> 
                 let out = crate::checkpoint::hf::to_hf(&input, &output, kind)?;
                 format!("wrote Hugging Face folder {}\n", out.display())
             }
+            Direction::Unshard { input, output } => {
+                let out = crate::checkpoint::sharded::unshard(&input, &output)?;
+                format!("wrote checkpoint {} (single-file layout)\n", out.display())
+            }
         },
         Command::Train(train) => {
             let config =

@@ -18,7 +18,7 @@ pub const USAGE: &str = "\
 usage: olmo-train RUN_NAME [OPTIONS...] [CONFIG_OVERRIDES...]
        olmo-train launch --nproc-per-node=N RUN_NAME [OPTIONS...] [CONFIG_OVERRIDES...]
        olmo-train tokenize --documents GLOB... --destination DIR --tokenizer.name_or_path NAME [...]
-       olmo-train convert {from-hf|to-hf} INPUT OUTPUT [...]
+       olmo-train convert {from-hf|to-hf|unshard} INPUT OUTPUT [...]
        olmo-train eval CHECKPOINT [--lm-sets LABEL=PATH...] [--output FILE]
        olmo-train list-models
 
@@ -270,6 +270,8 @@ pub enum Direction {
         #[arg(long, default_value = "bfloat16")]
         dtype: String,
     },
+    /// A checkpoint of sharded training (parts per rank) as one in the single-file layout.
+    Unshard { input: PathBuf, output: PathBuf },
 }
 
 #[cfg(test)]
