@@ -108,6 +108,18 @@ impl AdamW {
         &self.params
     }
 
+    /// Bytes of the moments held so far (counted without building a state dict: it runs every step).
+    pub fn state_bytes(&self) -> i64 {
+        self.state
+            .iter()
+            .flatten()
+            .map(|st| {
+                let bytes = |t: &Tensor| (t.numel() * t.kind().elt_size_in_bytes()) as i64;
+                bytes(&st.exp_avg) + bytes(&st.exp_avg_sq)
+            })
+            .sum()
+    }
+
     /// The parameter groups, whose LRs the scheduler sets before each step.
     pub fn groups_mut(&mut self) -> &mut [ParamGroup] {
         &mut self.groups

@@ -356,14 +356,7 @@ impl TrainModule {
         if let Some(s) = &self.sharded {
             let mut m = lock(s);
             // Shards, gradient shards and AdamW's two moments of every local part.
-            let moments: i64 = self
-                .optim
-                .state_dict()
-                .tensors
-                .iter()
-                .map(|(_, t)| (t.numel() * t.kind().elt_size_in_bytes()) as i64)
-                .sum();
-            let persistent = m.persistent_bytes() + moments;
+            let persistent = m.persistent_bytes() + self.optim.state_bytes();
             m.zero_grad();
             out.metrics.record(
                 names::SHARDED_PERSISTENT_MIB,
