@@ -16,50 +16,7 @@ const FSDP: &str = "--train_module.dp_config={name: fsdp}";
 const SLOW_LR: &str = "--train_module.optim.lr=0.002";
 
 fn run(dir: &Path, name: &str, ranks: u32, steps: u32, extra: &[&str]) -> Output {
-    let data = common::learnable_tokens(dir, 20_000);
-    let mut args: Vec<String> = Vec::new();
-    if ranks > 1 {
-        args.extend([
-            "launch".to_string(),
-            format!("--nproc-per-node={ranks}"),
-            format!("--master-port={}", common::free_port()),
-        ]);
-    }
-    args.extend(
-        [
-            name,
-            "--model-factory=olmo2_1M",
-            "--sequence-length=32",
-            "--trainer.device=cpu",
-            "--model.vocab_size=1024",
-            "--dataset.tokenizer={vocab_size: 1000, eos_token_id: 0, pad_token_id: 999}",
-            "--data_loader.global_batch_size=256",
-            "--data_loader.num_workers=1",
-            "--train_module.rank_microbatch_size=64",
-            "--train_module.optim.lr=0.01",
-            "--trainer.metrics_collect_interval=1",
-            "--trainer.callbacks.lm_evaluator.enabled=false",
-            "--trainer.callbacks.downstream_evaluator.enabled=false",
-        ]
-        .iter()
-        .map(|s| s.to_string()),
-    );
-    args.push(format!(
-        "--trainer.max_duration={{value: {steps}, unit: steps}}"
-    ));
-    args.push(
-        "--trainer.callbacks.checkpointer={save_interval: 5, ephemeral_save_interval: null}".into(),
-    );
-    args.push(format!("--dataset.paths=[{}]", data.display()));
-    args.push(format!("--save-folder={}", dir.join(name).display()));
-    args.push(format!("--work-dir={}", dir.join("cache").display()));
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let out = Command::new(env!("CARGO_BIN_EXE_olmo-train"))
-        .args(&args)
-        .env("OMP_NUM_THREADS", "1")
-        .output()
-        .unwrap();
-    out
+    common::tiny_run(dir, name, ranks, steps, extra)
 }
 
 fn run_ok(dir: &Path, name: &str, ranks: u32, steps: u32, extra: &[&str]) {
