@@ -4,6 +4,8 @@
 # --nproc-per-node=2` with 1 thread each, same global batch (2048 tokens, micro-batches of 1024), same
 # data and model (olmo2_1M and olmo2_14M, dolma2 vocabulary, seq 256); and the same two processes under
 # sharded data parallelism (`dp_config: fsdp`, fp32 and OLMo-core's bf16 parameters) side by side with DDP.
+# The checkpointer is off: these rows compare how the ranks synchronise, and OLMo-core's default
+# checkpointer saves nothing inside the timed steps anyway (bench-train.sh measures it on).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STEPS=${STEPS:-12}
