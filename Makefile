@@ -17,8 +17,9 @@ build: setup
 release: setup
 	$(CARGO) build --release
 
-# The test suite reads our W&B and TensorBoard files with their own readers.
-TEST_PYTHON_PACKAGES := wandb==0.31.0 tensorboard==2.21.0
+# The test suite reads our W&B and TensorBoard files with their own readers, and serves token files
+# from a local S3-compatible server (moto).
+TEST_PYTHON_PACKAGES := wandb==0.31.0 tensorboard==2.21.0 moto[server]==5.2.1
 
 # Benches run once each as checks, in a second step: criterion's own argument parser rejects libtest's
 # --test-threads.

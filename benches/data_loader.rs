@@ -1,8 +1,12 @@
 //! Data-loader throughput (instances/s) against a raw memory-mapped read of the same instances.
-//! `cargo bench --bench data_loader -- DIR SEQ_LEN [BATCHES]` over the uint32 token files in DIR
-//! (scripts/bench-data.sh makes them and runs OLMo-core's loader on the same files).
+//! `cargo bench --bench data_loader -- DIR SEQ_LEN [BATCHES] [http]` over the uint32 token files in DIR
+//! (scripts/bench-data.sh makes them and runs OLMo-core's loader on the same files); with `http`, the
+//! loader reads the same files from a local HTTP server (in this process) by byte range.
+#[path = "../tests/common/range_server.rs"]
+mod range_server;
 mod support;
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -37,9 +41,28 @@ fn main() {
         return;
     };
     let batches: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(50);
+    let over_http = args.get(3).is_some_and(|a| a == "http");
+    // Kept alive for the whole measurement.
+    let server = over_http.then(|| range_server::RangeServer::start(Path::new(dir), None));
+    let paths = match &server {
+        Some(server) => {
+            let mut names: Vec<String> = std::fs::read_dir(dir)
+                .expect("read DIR")
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".npy"))
+                .collect();
+            names.sort();
+            names
+                .iter()
+                .map(|n| format!("{}/{n}", server.url))
+                .collect()
+        }
+        None => vec![format!("{dir}/*.npy")],
+    };
     let cfg = NumpyFSLDatasetConfig {
         tokenizer: TokenizerConfig::dolma2(),
-        paths: Some(vec![format!("{dir}/*.npy")]),
+        paths: Some(paths),
         sequence_length: seq,
         work_dir: Some(format!("{dir}/work")),
         ..Default::default()
@@ -58,9 +81,12 @@ fn main() {
     let batches = batches.min(loader.total_batches());
 
     // Raw read: the same instances, straight from the memory maps into i64 buffers.
-    let files: Vec<TokenFile> = ds
-        .spec()
-        .paths
+    let mut local_paths: Vec<std::path::PathBuf> = glob::glob(&format!("{dir}/*.npy"))
+        .expect("glob")
+        .flatten()
+        .collect();
+    local_paths.sort();
+    let files: Vec<TokenFile> = local_paths
         .iter()
         .map(|p| TokenFile::open(p, TokenDType::Uint32).expect("open"))
         .collect();
@@ -78,8 +104,10 @@ fn main() {
                 local -= per_file[f];
                 f += 1;
             }
-            let bytes = files[f].bytes(local * seq, (local + 1) * seq);
-            TokenDType::Uint32.widen_into(bytes, out);
+            let bytes = files[f]
+                .bytes(local * seq, (local + 1) * seq)
+                .expect("read");
+            TokenDType::Uint32.widen_into(&bytes, out);
         }
         sink ^= buf[buf.len() / 2];
     }
@@ -93,5 +121,6 @@ fn main() {
         sink ^= b.index[0] as i64;
     }
     let ours = n as f64 / start.elapsed().as_secs_f64();
-    println!("seq {seq}: olmo-train loader {ours:.0} instances/s, raw memmap read (one thread) {raw:.0} instances/s ({} batches of {INSTANCES_PER_BATCH}; {sink})", batches);
+    let source = if over_http { " over local HTTP" } else { "" };
+    println!("seq {seq}: olmo-train loader{source} {ours:.0} instances/s, raw memmap read (one thread) {raw:.0} instances/s ({} batches of {INSTANCES_PER_BATCH}; {sink})", batches);
 }

@@ -2,7 +2,8 @@
 # Data-loading throughput in instances/s: olmo-train's loader (OLMo-core's example settings,
 # num_workers=4), a raw memory-mapped read of the same instances, and OLMo-core 3.0.0's
 # NumpyFSLDataLoader on the same files with num_workers=0 (4 reader threads) and num_workers=4
-# (worker processes), at sequence lengths 256 and 4096, 64 instances a batch.
+# (worker processes), at sequence lengths 256 and 4096, 64 instances a batch; then olmo-train's loader
+# at seq 2048 on the same files read locally and from a local HTTP server by byte range (remote data).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bench-side.sh
@@ -39,4 +40,6 @@ print(f"seq {seq}: OLMo-core loader (num_workers={workers}) {n / (time.perf_coun
 PY
     done
 done
+side "seq 2048: olmo-train loader, local files" cargo bench --quiet --bench data_loader -- "$DIR" 2048 200
+side "seq 2048: olmo-train loader, local HTTP server" cargo bench --quiet --bench data_loader -- "$DIR" 2048 200 http
 bench_exit

@@ -49,6 +49,7 @@ fi
 # Extra Python packages some tests read our outputs with (issue-specific; kept optional here).
 for req in "$@"; do
     name=${req%%[=<>]*}
+    name=${name%%\[*}   # moto[server] is the package moto
     .venv/bin/python -c "import importlib.metadata as m, sys; sys.exit(0 if m.version('$name') == '${req#*==}' else 1)" 2>/dev/null ||
         .venv/bin/pip install --quiet --disable-pip-version-check "$req"
 done

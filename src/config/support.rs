@@ -271,20 +271,6 @@ fn check_data(c: &mut Checker, config: &ExperimentConfig) {
         "dataset.source_mixture_config",
         LEAVE_NULL,
     );
-    for (i, p) in d.paths.iter().flatten().enumerate() {
-        c.flag(
-            is_url(p),
-            &format!("dataset.paths.{i}"),
-            p,
-            "remote data is not read yet: download the file and pass its local path in --dataset.paths",
-        );
-    }
-}
-
-fn is_url(path: &str) -> bool {
-    ["http://", "https://", "s3://", "gs://", "r2://", "weka://"]
-        .iter()
-        .any(|s| path.starts_with(s))
 }
 
 fn check_train_module(c: &mut Checker, config: &ExperimentConfig) {

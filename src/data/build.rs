@@ -7,6 +7,7 @@ use serde_yaml::Value;
 
 use super::dataset::{DatasetSpec, FslDataset};
 use super::loader::{DataLoader, LoaderOptions};
+use super::remote::{expand_remote_glob, RemoteUrl};
 use crate::config::data::{
     NumpyDataLoaderConfig, NumpyFSLDatasetConfig, NumpyPaddedFSLDatasetConfig, TokenizerConfig,
 };
@@ -14,7 +15,8 @@ use crate::error::{Error, Result};
 use crate::token_dtype::TokenDType;
 
 /// A path list with globs expanded (sorted, as OLMo-core's `deterministic_glob_directory`) and, per
-/// resulting file, the index of the configured path it came from (for its metadata).
+/// resulting file, the index of the configured path it came from (for its metadata). URLs stay as
+/// they are (kept in a `PathBuf`, which `TokenFile::open` recognises), patterns on buckets list them.
 pub fn expand_paths(
     key: &str,
     paths: &[String],
@@ -22,6 +24,16 @@ pub fn expand_paths(
 ) -> Result<Vec<(PathBuf, usize)>> {
     let mut out = Vec::new();
     for (i, p) in paths.iter().enumerate() {
+        if let Some(url) = RemoteUrl::parse(p)? {
+            // Remote files are checked when opened (their size is read up front).
+            if expand_glob || url.key.contains('*') {
+                let matched = expand_remote_glob(&format!("{key}.{i}"), &url)?;
+                out.extend(matched.iter().map(|u| (PathBuf::from(u.to_string()), i)));
+            } else {
+                out.push((PathBuf::from(p), i));
+            }
+            continue;
+        }
         let is_pattern = p.contains(['*', '?', '[']);
         if expand_glob || is_pattern {
             let mut matched: Vec<PathBuf> = glob::glob(p)

@@ -4,6 +4,7 @@
 //! truncated at the sequence length; used by LM evaluation).
 use std::path::{Path, PathBuf};
 
+use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 use super::documents::{document_lengths, document_ranges};
@@ -194,19 +195,16 @@ impl FslDataset {
         let real = (end - start) as usize;
         let max = self.files[file]
             .dtype()
-            .widen_into(self.files[file].bytes(start, end), &mut out[..real]);
+            .widen_into(&self.files[file].bytes(start, end)?, &mut out[..real]);
         if max >= self.spec.vocab_size as i64 {
             return Err(self.vocab_error(file, start, &out[..real]));
         }
         out[real..].fill(self.spec.pad_token_id as i64);
         let ids = &out[..real];
-        let mut label_mask = self.label_masks.as_ref().map(|m| {
-            m[file]
-                .bytes(start, end)
-                .iter()
-                .map(|&b| b != 0)
-                .collect::<Vec<bool>>()
-        });
+        let mut label_mask = match &self.label_masks {
+            Some(m) => Some(m[file].bytes(start, end)?.iter().map(|&b| b != 0).collect()),
+            None => None,
+        };
         let instance_mask = self
             .spec
             .instance_filter
@@ -245,9 +243,10 @@ impl FslDataset {
 }
 
 fn open_files(spec: &DatasetSpec) -> Result<(Vec<TokenFile>, Option<Vec<TokenFile>>)> {
+    // In parallel: a remote file's size is a round trip.
     let files = spec
         .paths
-        .iter()
+        .par_iter()
         .map(|p| TokenFile::open(p, spec.dtype))
         .collect::<Result<Vec<_>>>()?;
     let Some(mask_paths) = &spec.label_mask_paths else {
@@ -263,9 +262,12 @@ fn open_files(spec: &DatasetSpec) -> Result<(Vec<TokenFile>, Option<Vec<TokenFil
             ),
         });
     }
+    let opened = mask_paths
+        .par_iter()
+        .map(|p| TokenFile::open(p, TokenDType::Uint8))
+        .collect::<Result<Vec<_>>>()?;
     let mut masks = Vec::with_capacity(files.len());
-    for (mask_path, file) in mask_paths.iter().zip(&files) {
-        let mask = TokenFile::open(mask_path, TokenDType::Uint8)?;
+    for ((mask_path, file), mask) in mask_paths.iter().zip(&files).zip(opened) {
         if mask.len() != file.len() {
             return Err(Error::Input {
                 path: mask_path.clone(),
@@ -335,9 +337,7 @@ fn fingerprint(
 /// A padded dataset's per-file instance ranges, read from or written to OLMo-core's cache file
 /// `work_dir/dataset-common/instance-indices-{seq}-{sha256(path, size)}.npy` (raw uint32 pairs).
 fn instance_ranges(file: &TokenFile, path: &Path, spec: &DatasetSpec) -> Result<Vec<(u64, u64)>> {
-    let size = std::fs::metadata(path)
-        .map_err(|e| Error::io(path, e))?
-        .len();
+    let size = file.file_size();
     let mut h = Sha256::new();
     h.update(path.to_string_lossy().as_bytes());
     h.update(size.to_string().as_bytes());
@@ -356,7 +356,7 @@ fn instance_ranges(file: &TokenFile, path: &Path, spec: &DatasetSpec) -> Result<
         }
     }
     let seq = spec.sequence_length;
-    let ranges: Vec<(u64, u64)> = document_ranges(file, spec.eos_token_id)
+    let ranges: Vec<(u64, u64)> = document_ranges(file, spec.eos_token_id)?
         .into_iter()
         .map(|(s, e)| (s, s + (e - s).min(seq)))
         .collect();

@@ -2,6 +2,7 @@
 //! per-instance document lengths (`get_document_lengths`) and a file's document ranges
 //! (`iter_document_indices` on a local array).
 use super::token_file::TokenFile;
+use crate::error::Result;
 
 /// `get_document_lengths`: with no BOS, a document ends at (and includes) every EOS and a trailing
 /// partial document counts; with a BOS, boundaries are only where EOS is followed by BOS.
@@ -40,7 +41,7 @@ pub fn document_lengths(ids: &[i64], eos: u64, bos: Option<u64>) -> Vec<i64> {
 
 /// `iter_document_indices` (no BOS): `[start, end)` of every document that ends with EOS, in order.
 /// Tokens after the last EOS belong to no document.
-pub fn document_ranges(file: &TokenFile, eos: u64) -> Vec<(u64, u64)> {
+pub fn document_ranges(file: &TokenFile, eos: u64) -> Result<Vec<(u64, u64)>> {
     let mut ranges = Vec::new();
     let mut start = 0u64;
     const CHUNK: u64 = 1 << 20;
@@ -49,7 +50,7 @@ pub fn document_ranges(file: &TokenFile, eos: u64) -> Vec<(u64, u64)> {
     while offset < file.len() {
         let end = (offset + CHUNK).min(file.len());
         buf.clear();
-        file.read_into(offset, end, &mut buf);
+        file.read_into(offset, end, &mut buf)?;
         for (i, &t) in buf.iter().enumerate() {
             if t as u64 == eos {
                 let stop = offset + i as u64 + 1;
@@ -59,7 +60,7 @@ pub fn document_ranges(file: &TokenFile, eos: u64) -> Vec<(u64, u64)> {
         }
         offset = end;
     }
-    ranges
+    Ok(ranges)
 }
 
 #[cfg(test)]

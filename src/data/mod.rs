@@ -11,6 +11,7 @@ pub mod dataset;
 pub mod documents;
 pub mod loader;
 pub mod numpy_rng;
+pub mod remote;
 pub mod repetition;
 pub mod token_file;
 

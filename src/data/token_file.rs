@@ -1,5 +1,7 @@
-//! A memory-mapped token file: the raw headerless little-endian arrays that dolma and OLMo-core write
-//! (despite the `.npy` name), or a real NPY file (its header detected and checked by ndarray-npy).
+//! A token file: the raw headerless little-endian arrays that dolma and OLMo-core write (despite the
+//! `.npy` name), or a real NPY file (its header detected and checked by ndarray-npy). Local files are
+//! memory-mapped; remote ones (`http(s)://`, `s3://`, `gs://`, ...) are read by byte range.
+use std::borrow::Cow;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
@@ -7,14 +9,24 @@ use memmap2::Mmap;
 use ndarray::ArrayView1;
 use ndarray_npy::ViewNpyExt;
 
+use super::remote::{RemoteObject, RemoteUrl};
 use crate::error::{Error, Result};
 use crate::token_dtype::TokenDType;
 
 const NPY_MAGIC: &[u8] = b"\x93NUMPY";
 
+/// Where a file's bytes come from.
+enum Backing {
+    Empty,
+    Mapped(Mmap),
+    Remote(RemoteObject),
+}
+
 pub struct TokenFile {
     path: PathBuf,
-    map: Option<Mmap>,
+    backing: Backing,
+    /// Size of the whole file in bytes (header included).
+    file_size: u64,
     /// Byte offset of the first element (0 for raw files, past the header for NPY files).
     data_offset: usize,
     len: u64,
@@ -22,43 +34,62 @@ pub struct TokenFile {
 }
 
 impl TokenFile {
+    /// Opens a local path or, when `path` is a URL, the remote object (its size read up front).
     pub fn open(path: &Path, dtype: TokenDType) -> Result<Self> {
+        match RemoteUrl::of_path(path)? {
+            Some(url) => Self::open_remote(path, &url, dtype),
+            None => Self::open_local(path, dtype),
+        }
+    }
+
+    fn open_local(path: &Path, dtype: TokenDType) -> Result<Self> {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
         let size = file.metadata().map_err(|e| Error::io(path, e))?.len();
         if size == 0 {
-            return Ok(Self {
-                path: path.to_path_buf(),
-                map: None,
-                data_offset: 0,
-                len: 0,
-                dtype,
-            });
+            return Ok(Self::raw(path, Backing::Empty, 0, dtype));
         }
         // SAFETY: the mapping is read-only; token files are not modified while a run reads them
         // (the same contract OLMo-core's np.memmap relies on).
         let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
-        let (data_offset, len) = if map.starts_with(NPY_MAGIC) {
-            npy_data_range(path, &map, dtype)?
-        } else {
-            if size % dtype.bytes() as u64 != 0 {
-                return Err(Error::Input {
-                    path: path.to_path_buf(),
-                    reason: format!(
-                        "size {size} bytes is not a multiple of {} ({}); wrong dataset.dtype, or a truncated file?",
-                        dtype.bytes(),
-                        dtype.name()
-                    ),
-                });
-            }
-            (0, size / dtype.bytes() as u64)
-        };
-        Ok(Self {
+        if map.starts_with(NPY_MAGIC) {
+            let (data_offset, len) = npy_data_range(path, &map, dtype)?;
+            return Ok(Self {
+                path: path.to_path_buf(),
+                backing: Backing::Mapped(map),
+                file_size: size,
+                data_offset,
+                len,
+                dtype,
+            });
+        }
+        check_raw_size(path, size, dtype)?;
+        Ok(Self::raw(path, Backing::Mapped(map), size, dtype))
+    }
+
+    /// OLMo-core reads remote files as raw arrays; a real NPY file is refused rather than read with
+    /// its header as tokens.
+    fn open_remote(path: &Path, url: &RemoteUrl, dtype: TokenDType) -> Result<Self> {
+        let object = RemoteObject::new(url)?;
+        let size = object.size()?;
+        check_raw_size(path, size, dtype)?;
+        if size >= NPY_MAGIC.len() as u64 && object.read(0..NPY_MAGIC.len() as u64)? == NPY_MAGIC {
+            return Err(Error::Input {
+                path: path.to_path_buf(),
+                reason: "an NPY file with a header: remote token files must be raw arrays (as OLMo-core reads them); download it or strip the header".into(),
+            });
+        }
+        Ok(Self::raw(path, Backing::Remote(object), size, dtype))
+    }
+
+    fn raw(path: &Path, backing: Backing, size: u64, dtype: TokenDType) -> Self {
+        Self {
             path: path.to_path_buf(),
-            map: Some(map),
-            data_offset,
-            len,
+            backing,
+            file_size: size,
+            data_offset: 0,
+            len: size / dtype.bytes() as u64,
             dtype,
-        })
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -74,39 +105,51 @@ impl TokenFile {
         self.len == 0
     }
 
+    /// Size of the file in bytes, as the file system or the server reports it.
+    pub fn file_size(&self) -> u64 {
+        self.file_size
+    }
+
     pub fn dtype(&self) -> TokenDType {
         self.dtype
     }
 
-    /// The raw little-endian bytes of tokens `[start, end)`.
-    pub fn bytes(&self, start: u64, end: u64) -> &[u8] {
+    /// The raw little-endian bytes of tokens `[start, end)`: borrowed from the map for local files,
+    /// fetched with one ranged request for remote ones.
+    pub fn bytes(&self, start: u64, end: u64) -> Result<Cow<'_, [u8]>> {
         let w = self.dtype.bytes();
         let end = end.min(self.len);
         let start = start.min(end);
-        match &self.map {
-            Some(m) => {
-                &m[self.data_offset + start as usize * w..self.data_offset + end as usize * w]
-            }
-            None => &[],
-        }
+        let (lo, hi) = (
+            self.data_offset + start as usize * w,
+            self.data_offset + end as usize * w,
+        );
+        Ok(match &self.backing {
+            Backing::Mapped(m) => Cow::Borrowed(&m[lo..hi]),
+            Backing::Remote(r) => Cow::Owned(r.read(lo as u64..hi as u64)?),
+            Backing::Empty => Cow::Borrowed(&[]),
+        })
     }
 
     /// Appends tokens `[start, end)` widened to i64.
-    pub fn read_into(&self, start: u64, end: u64, out: &mut Vec<i64>) {
-        self.dtype.extend_i64(self.bytes(start, end), out);
+    pub fn read_into(&self, start: u64, end: u64, out: &mut Vec<i64>) -> Result<()> {
+        self.dtype.extend_i64(&self.bytes(start, end)?, out);
+        Ok(())
     }
+}
 
-    /// Positions `i` in `[start, end)` whose token equals `id`, in order.
-    pub fn positions_of(&self, id: u64, start: u64, end: u64) -> Vec<u64> {
-        let mut tokens = Vec::new();
-        self.read_into(start, end, &mut tokens);
-        tokens
-            .iter()
-            .enumerate()
-            .filter(|(_, &t)| t as u64 == id)
-            .map(|(i, _)| start + i as u64)
-            .collect()
+fn check_raw_size(path: &Path, size: u64, dtype: TokenDType) -> Result<()> {
+    if size % dtype.bytes() as u64 == 0 {
+        return Ok(());
     }
+    Err(Error::Input {
+        path: path.to_path_buf(),
+        reason: format!(
+            "size {size} bytes is not a multiple of {} ({}); wrong dataset.dtype, or a truncated file?",
+            dtype.bytes(),
+            dtype.name()
+        ),
+    })
 }
 
 /// Where an NPY file's 1-D data lies, checking that its element type is `dtype`.
@@ -155,7 +198,7 @@ mod tests {
             let f = TokenFile::open(p, TokenDType::Uint16).unwrap();
             assert_eq!(f.len(), 1000);
             let mut out = Vec::new();
-            f.read_into(10, 20, &mut out);
+            f.read_into(10, 20, &mut out).unwrap();
             assert_eq!(
                 out,
                 ids[10..20]

@@ -38,6 +38,7 @@ pub fn losses(save: &Path) -> Vec<f64> {
 }
 
 pub mod pinned;
+pub mod range_server;
 
 /// A TCP port free on this machine right now, for a rendezvous.
 pub fn free_port() -> String {
