@@ -2,7 +2,8 @@
 # The quickstart: what a new user runs first. It tokenizes the bundled demo corpus with the dolma2
 # tokenizer (as OLMo-core's README does with `dolma tokens`), shows OLMo-core's tutorial dry-run pointed
 # at that data, then trains olmo2_1M on it for 200 steps on the CPU (a few minutes on 2 cores) with
-# OLMo-core's console lines, and shows the loss falling.
+# OLMo-core's console lines, shows the loss falling, samples text from the model it trained, and draws
+# the run's loss curve.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=target/release/olmo-train
@@ -30,7 +31,7 @@ echo
 echo "== olmo-train quickstart --model-factory=olmo2_1M --tokenizer dolma2 --config configs/olmo2-1M-cpu.yaml ... (200 steps on CPU)"
 rm -rf "$OUT/run"
 "$BIN" quickstart --model-factory=olmo2_1M --tokenizer dolma2 --config configs/olmo2-1M-cpu.yaml \
-    --dataset.paths="[$OUT/tokens/train/part-0-00000.npy]" --trainer.no_checkpoints \
+    --dataset.paths="[$OUT/tokens/train/part-0-00000.npy]" \
     --save-folder="$OUT/run" --work-dir="$OUT/run/dataset-cache"
 python3 - "$OUT/run/metrics.jsonl" <<'PY'
 import json, sys
@@ -40,3 +41,12 @@ print(f"train/CE loss: step 1 {first:.3f} -> mean of the last 10 steps {last:.3f
 if not last < first - 1.0:
     sys.exit("quickstart: the loss did not fall")
 PY
+
+echo
+echo "== olmo-train generate $OUT/run --prompt 'And God said' (greedy, from the checkpoint just saved)"
+"$BIN" generate "$OUT/run" --prompt "And God said" --max-new-tokens 40
+
+echo
+echo "== olmo-train plot $OUT/run"
+"$BIN" plot "$OUT/run" --output "$OUT/run/loss.png"
+echo "the loss curve: $OUT/run/loss.png (and $OUT/run/metrics.jsonl)"

@@ -7,6 +7,7 @@
 //! 2. `config` (the config tree, the factory table), `tokenize` (then `progress`), `device`
 //! 3. `model`, `data`, `optim`, `dist`, `checkpoint`
 //! 4. `validate` (config + optim's schedulers), `eval` (model, data, checkpoint, dist, loss)
+//!    `generate` (model) and `plot` (metrics files)
 //! 5. `train` (everything above, `eval` included; nothing imports it but the commands)
 //! 6. `dry_run`, `launch`, `cli` (the commands)
 #![warn(clippy::unwrap_used, clippy::expect_used)]
@@ -22,11 +23,13 @@ pub mod dry_run;
 pub mod error;
 pub mod eval;
 pub mod fsdp;
+pub mod generate;
 pub mod launch;
 pub mod logging;
 pub mod loss;
 pub mod model;
 pub mod optim;
+pub mod plot;
 pub mod process_setup;
 pub mod progress;
 mod shim_error;

@@ -254,6 +254,12 @@ pub fn from_hf(hf_dir: &Path, out: &Path, factory: Option<&str>) -> Result<PathB
             .map_err(|e| Error::Internal(format!("not JSON: {e}")))?;
         std::fs::write(tmp.join(layout::CONFIG), config)
             .map_err(|e| Error::io(tmp.join(layout::CONFIG), e))?;
+        // The model's own tokenizer travels with it (`olmo-train generate` uses it).
+        let tokenizer = hf_dir.join("tokenizer.json");
+        if tokenizer.is_file() {
+            std::fs::copy(&tokenizer, tmp.join("tokenizer.json"))
+                .map_err(|e| Error::io(&tokenizer, e))?;
+        }
         let meta = json!({"ephemeral": false, "version": env!("CARGO_PKG_VERSION"), "format": "olmo-train/1", "source": hf_dir.display().to_string()});
         std::fs::write(tmp.join(layout::METADATA), meta.to_string())
             .map_err(|e| Error::io(tmp.join(layout::METADATA), e))

@@ -8,6 +8,9 @@ pub mod policy;
 pub mod sharded;
 mod state;
 pub mod tensor_io;
+mod trained_model;
+
+pub use trained_model::{load_trained_model, read_config, TrainedModel};
 
 use std::collections::BTreeMap;
 use std::io::Write;

@@ -39,6 +39,16 @@ pub fn execute(command: Command, out: &mut dyn Write, stop: Arc<AtomicBool>) -> 
             }
         }
         Command::Launch(args) => return crate::launch::run(&args, stop).map(Outcome::Exit),
+        Command::Generate(args) => {
+            let mut stdout = std::io::stdout();
+            super::generate_command::run(&args, &mut |text| {
+                use std::io::Write;
+                let _ = stdout.write_all(text.as_bytes());
+                let _ = stdout.flush();
+            })?;
+            String::new()
+        }
+        Command::Plot(args) => super::plot_command::run(&args)?,
         Command::Eval(args) => {
             let report = crate::eval::standalone::run(&args)?;
             format!(

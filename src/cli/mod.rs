@@ -1,9 +1,14 @@
 //! The command line. The default command mirrors OLMo-core's `src/examples/llm/train.py`
 //! (`parse_known_args`: known flags, with argparse's unique-prefix abbreviations, and every other
 //! `--a.b.c=<yaml>` is a config override, so clap's fixed flag sets do not fit it). Subcommands get
-//! their own word (`launch`, `tokenize`, `convert`, `eval`, `list-models`) and their own clap parsers.
+//! their own word (`launch`, `tokenize`, `convert`, `eval`, `generate`, `plot`, `list-models`) and their own clap parsers.
 mod execute;
+mod generate_command;
+mod plot_command;
 mod tokenizer_flag;
+
+pub use generate_command::GenerateArgs;
+pub use plot_command::PlotArgs;
 
 use std::path::PathBuf;
 
@@ -20,6 +25,8 @@ usage: olmo-train RUN_NAME [OPTIONS...] [CONFIG_OVERRIDES...]
        olmo-train tokenize --documents GLOB... --destination DIR --tokenizer.name_or_path NAME [...]
        olmo-train convert {from-hf|to-hf|unshard} INPUT OUTPUT [...]
        olmo-train eval CHECKPOINT [--lm-sets LABEL=PATH...] [--output FILE]
+       olmo-train generate CHECKPOINT --prompt TEXT... [--max-new-tokens N] [--temperature T] [...]
+       olmo-train plot RUN_DIR|metrics.jsonl... [--metrics PATTERN]... [--output FILE.svg|.png]
        olmo-train list-models
 
 Train a transformer language model (OLMo-core's src/examples/llm/train.py).
@@ -50,6 +57,8 @@ pub enum Command {
     Tokenize(Box<TokenizeArgs>),
     Convert(ConvertArgs),
     Eval(crate::eval::standalone::EvalArgs),
+    Generate(Box<GenerateArgs>),
+    Plot(PlotArgs),
     Launch(crate::launch::LaunchArgs),
     ListModels,
     Help,
@@ -92,6 +101,14 @@ pub fn parse_args(args: &[String], data_root: Option<String>) -> Result<Command>
         "eval" => {
             return parse_subcommand::<crate::eval::standalone::EvalArgs>(args)
                 .map(|r| r.map_or_else(Command::Text, Command::Eval))
+        }
+        "generate" => {
+            return parse_subcommand::<GenerateArgs>(args)
+                .map(|r| r.map_or_else(Command::Text, |a| Command::Generate(Box::new(a))))
+        }
+        "plot" => {
+            return parse_subcommand::<PlotArgs>(args)
+                .map(|r| r.map_or_else(Command::Text, Command::Plot))
         }
         "convert" => {
             return parse_subcommand::<ConvertArgs>(args)

@@ -6,7 +6,7 @@
 //! - [`batch::Batch`]: one rank's batch as tensors.
 pub mod batch;
 pub mod build;
-mod cache_file;
+pub(crate) mod cache_file;
 pub mod dataset;
 pub mod documents;
 pub mod loader;

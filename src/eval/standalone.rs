@@ -49,12 +49,7 @@ pub fn run(args: &EvalArgs) -> Result<EvalReport> {
         path: args.checkpoint.clone(),
         reason: "not a checkpoint (no .metadata.json and model weights) and holds none".into(),
     })?;
-    let cfg_path = dir.join(layout::CONFIG);
-    let text = std::fs::read_to_string(&cfg_path).map_err(|e| Error::io(&cfg_path, e))?;
-    let config: ExperimentConfig = serde_json::from_str(&text).map_err(|e| Error::Input {
-        path: cfg_path.clone(),
-        reason: format!("not an olmo-train config: {e}"),
-    })?;
+    let config = checkpoint::read_config(&dir)?;
     let explicit = !args.lm_sets.is_empty() || !args.tasks.is_empty();
     let lm = if explicit && args.lm_sets.is_empty() {
         None

@@ -10,6 +10,7 @@ use super::context::ForwardContext;
 use super::flash::{use_varlen_flash, varlen_flash, AttentionCase};
 use super::norm::RmsNorm;
 use super::params::ParamBuilder;
+use super::rope::RopeTables;
 use crate::config::model::{AttentionConfig, LayerNormConfig};
 
 pub struct Attention {
@@ -79,6 +80,44 @@ impl Attention {
 
     pub fn forward(&self, x: &Tensor, ctx: &ForwardContext) -> Tensor {
         let (b, t, _) = x.size3().unwrap_or((0, 0, 0));
+        let (q, k, v) = self.project(x, &ctx.rope);
+        let window_left = self.window.filter(|&w| w < t).map(|w| w - 1);
+        if let Some(out) = self.try_varlen_flash(&q, &k, &v, ctx, window_left) {
+            // Flash returns the tokens flattened: `[B * T, heads, head_dim]`.
+            return self.output(&out.view([b, t, self.n_heads, self.head_dim]));
+        }
+        // SDPA takes (B, heads, T, head_dim).
+        let (q, k, v) = (q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2));
+        let mask = self.mask(t, ctx, x.device());
+        let att = match &mask {
+            Some(m) => Tensor::scaled_dot_product_attention(
+                &q,
+                &k,
+                &v,
+                Some(m),
+                0.0,
+                false,
+                None,
+                self.is_gqa(),
+            ),
+            None => Tensor::scaled_dot_product_attention::<Tensor>(
+                &q,
+                &k,
+                &v,
+                None,
+                0.0,
+                true,
+                None,
+                self.is_gqa(),
+            ),
+        };
+        self.output(&att.transpose(1, 2))
+    }
+
+    /// Queries, keys and values `[B, T, heads, head_dim]` of `x` (`[B, T, d_model]`): projections,
+    /// QK-norm, and RoPE from `rope`. Generation's cached attention starts from the same projections.
+    pub fn project(&self, x: &Tensor, rope: &RopeTables) -> (Tensor, Tensor, Tensor) {
+        let (b, t, _) = x.size3().unwrap_or((0, 0, 0));
         let mut q = x.linear::<Tensor>(&self.w_q, None);
         let mut k = x.linear::<Tensor>(&self.w_k, None);
         let v = x.linear::<Tensor>(&self.w_v, None);
@@ -88,33 +127,22 @@ impl Attention {
         if let Some(n) = &self.k_norm {
             k = n.forward(&k);
         }
-        let q = ctx.rope.apply(&q.view([b, t, self.n_heads, self.head_dim]));
-        let k = ctx
-            .rope
-            .apply(&k.view([b, t, self.n_kv_heads, self.head_dim]));
-        let v = v.view([b, t, self.n_kv_heads, self.head_dim]);
-        let window_left = self.window.filter(|&w| w < t).map(|w| w - 1);
-        if let Some(out) = self.try_varlen_flash(&q, &k, &v, ctx, window_left) {
-            return out
-                .view([b, t, self.n_heads * self.head_dim])
-                .linear::<Tensor>(&self.w_out, None);
-        }
-        // SDPA takes (B, heads, T, head_dim).
-        let (q, k, v) = (q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2));
-        let mask = self.mask(t, ctx, x.device());
-        let gqa = self.n_kv_heads != self.n_heads;
-        let att = match &mask {
-            Some(m) => {
-                Tensor::scaled_dot_product_attention(&q, &k, &v, Some(m), 0.0, false, None, gqa)
-            }
-            None => Tensor::scaled_dot_product_attention::<Tensor>(
-                &q, &k, &v, None, 0.0, true, None, gqa,
-            ),
-        };
-        att.transpose(1, 2)
-            .contiguous()
+        let q = rope.apply(&q.view([b, t, self.n_heads, self.head_dim]));
+        let k = rope.apply(&k.view([b, t, self.n_kv_heads, self.head_dim]));
+        (q, k, v.view([b, t, self.n_kv_heads, self.head_dim]))
+    }
+
+    /// The output projection of attention results `[B, T, heads, head_dim]`.
+    pub fn output(&self, att: &Tensor) -> Tensor {
+        let (b, t) = (att.size()[0], att.size()[1]);
+        att.contiguous()
             .view([b, t, self.n_heads * self.head_dim])
             .linear::<Tensor>(&self.w_out, None)
+    }
+
+    /// Whether keys and values have fewer heads than queries (grouped-query attention).
+    pub fn is_gqa(&self) -> bool {
+        self.n_kv_heads != self.n_heads
     }
 
     /// Variable-length flash attention of `q`, `k`, `v` (`[B, T, heads, head_dim]`) when it applies

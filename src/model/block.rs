@@ -111,16 +111,26 @@ impl Block {
     }
 
     pub fn forward(&self, x: &Tensor, ctx: &ForwardContext) -> Tensor {
+        self.forward_with(x, |attention, h| attention.forward(h, ctx))
+    }
+
+    /// The block with `attend(attention, input)` as its attention branch: training attends over the
+    /// forward's context, generation over its key/value cache.
+    pub fn forward_with(
+        &self,
+        x: &Tensor,
+        attend: impl FnOnce(&Attention, &Tensor) -> Tensor,
+    ) -> Tensor {
         match self.placement {
             NormPlacement::Pre => {
-                let h = x + self.attention.forward(&self.attention_norm.forward(x), ctx);
+                let h = x + attend(&self.attention, &self.attention_norm.forward(x));
                 let ff = self
                     .feed_forward
                     .forward(&self.feed_forward_norm.forward(&h));
                 h + ff
             }
             NormPlacement::Reordered => {
-                let h = x + self.attention_norm.forward(&self.attention.forward(x, ctx));
+                let h = x + self.attention_norm.forward(&attend(&self.attention, x));
                 let ff = self
                     .feed_forward_norm
                     .forward(&self.feed_forward.forward(&h));

@@ -216,6 +216,28 @@ impl Transformer {
         self.blocks.iter().any(|b| b.attention.window.is_some())
     }
 
+    /// Hidden states `[B, T, d_model]` of token ids `[B, T]` (the embeddings unit).
+    pub fn embed(&self, input_ids: &Tensor) -> Tensor {
+        Tensor::embedding(&self.embeddings, input_ids, -1, false, false)
+    }
+
+    /// Logits `[B, T, vocab]` of the last block's output: the LM head's norm and projection.
+    pub fn head_logits(&self, x: &Tensor) -> Tensor {
+        self.head_norm
+            .forward(x)
+            .linear::<Tensor>(&self.w_out, None)
+    }
+
+    /// The transformer blocks, in order (generation runs them over its key/value cache).
+    pub fn blocks(&self) -> &[Block] {
+        &self.blocks
+    }
+
+    /// The rotary embedding every block's attention uses.
+    pub fn rope(&self) -> &Rope {
+        &self.rope
+    }
+
     /// The LM head's projection `[vocab, d_model]` (`lm_head.w_out.weight`).
     pub fn lm_head_weight(&self) -> &Tensor {
         &self.w_out

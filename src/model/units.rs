@@ -49,7 +49,7 @@ impl Transformer {
     /// Runs one unit on `x` (token ids for the embeddings, hidden states otherwise).
     pub fn run_unit(&self, unit: Unit, x: &Tensor, ctx: &ForwardContext) -> Tensor {
         match unit {
-            Unit::Embeddings => Tensor::embedding(&self.embeddings, x, -1, false, false),
+            Unit::Embeddings => self.embed(x),
             Unit::Block(i) => self.blocks[i].forward(x, ctx),
             Unit::Head => self.head_norm.forward(x),
         }

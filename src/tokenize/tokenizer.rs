@@ -66,6 +66,22 @@ impl TextTokenizer {
         Ok(Self::HuggingFace(Box::new(tok)))
     }
 
+    /// The text of `ids`, with bytes that are not (yet) valid UTF-8 (a character split across tokens)
+    /// replaced by U+FFFD; ids the tokenizer does not know are skipped.
+    pub fn decode(&self, ids: &[u32]) -> String {
+        match self {
+            Self::Tiktoken { bpe, .. } => {
+                let bytes: Vec<u8> = ids
+                    .iter()
+                    .filter_map(|&id| bpe.decode_bytes(&[id]).ok())
+                    .flatten()
+                    .collect();
+                String::from_utf8_lossy(&bytes).into_owned()
+            }
+            Self::HuggingFace(tok) => tok.decode(ids, false).unwrap_or_default(),
+        }
+    }
+
     /// One more than the largest id this tokenizer can produce (regular and special tokens).
     pub fn vocab_size(&self) -> u64 {
         match self {
@@ -171,6 +187,9 @@ mod tests {
         let t = TextTokenizer::load("gpt2").unwrap();
         assert_eq!(t.vocab_size(), 50_257);
         assert_eq!(t.encode("hello world", true).unwrap(), vec![31373, 995]);
+        assert_eq!(t.decode(&[31373, 995]), "hello world");
+        let ids = t.encode("naïve café ☃", true).unwrap();
+        assert_eq!(t.decode(&ids), "naïve café ☃");
     }
 
     #[test]
