@@ -199,6 +199,18 @@ if run_check "$BASE" $?; then
         compare "eval vs cpu" eval "$OUT/eval-dev.json" "$OUT/eval-cpu.json" 1e-4
     fi
 
+    # Greedy generation from the trained checkpoint, on the device and on the CPU: the same tokens.
+    printf '%s\n' "In the beginning" "And the LORD spake unto Moses, saying" >"$OUT/prompts.txt"
+    for d in dev cpu; do
+        rm -f "$OUT/generate-$d.jsonl"
+        timed "generate-$d" 120 "$BIN" generate "$OUT/$BASE/step$STEPS" --prompts-file "$OUT/prompts.txt" \
+            --max-new-tokens 32 --device "$([ $d = dev ] && echo "$DEVICE" || echo cpu)" --output "$OUT/generate-$d.jsonl"
+        run_check "generate-$d" $? || continue
+    done
+    if [ -f "$OUT/generate-dev.jsonl" ] && [ -f "$OUT/generate-cpu.jsonl" ]; then
+        compare "generate vs cpu" generate "$OUT/generate-dev.jsonl" "$OUT/generate-cpu.jsonl" 8
+    fi
+
     # Data parallel against one process: the same global batch over 2 ranks (NCCL on GPUs, Gloo on the
     # CPU), from the same step-0 checkpoint.
     if [ "$DEVICE" = cpu ] || [ "$NGPU" -gt 1 ]; then

@@ -72,6 +72,26 @@ def speed(metrics_path, log_path, mem_path, peak, ranks):
               f"data loading {sum(dl) / len(dl):.2f}%, {ranks} rank(s), to step {last['step']}")
 
 
+def generated(a_path, b_path, min_prefix):
+    """Greedy completions on the device against the CPU's: the first `min_prefix` tokens of every row
+    must agree (later ones may part at an fp32 near-tie); reports the device's tokens/s."""
+    a = [json.loads(line) for line in open(a_path)]
+    b = [json.loads(line) for line in open(b_path)]
+    if len(a) != len(b) or not a:
+        return fail(f"{len(a)} completions vs {len(b)}")
+    same = []
+    for x, y in zip(a, b):
+        n = 0
+        for s, t in zip(x["token_ids"], y["token_ids"]):
+            if s != t:
+                break
+            n += 1
+        same.append(n)
+    tps = sum(len(x["token_ids"]) for x in a) / a[0]["seconds"]
+    detail = f"{len(a)} prompts, tokens equal to the CPU's for the first {min(same)}-{max(same)}, {tps:,.0f} tokens/s on the device"
+    return ok(detail) if min(same) >= min_prefix else fail(f"{detail} < {min_prefix}")
+
+
 def ok(detail):
     print(detail)
     return 0
@@ -89,6 +109,8 @@ def main(argv):
             return losses(args[0], args[1], float(args[2]), int(args[3]) if len(args) > 3 else 1)
         if cmd == "eval":
             return evals(args[0], args[1], float(args[2]))
+        if cmd == "generate":
+            return generated(args[0], args[1], int(args[2]))
         if cmd == "speed":
             return speed(args[0], args[1], args[2], float(args[3]), int(args[4]))
     except (OSError, ValueError, KeyError) as e:

@@ -201,11 +201,12 @@ fn the_command_streams_writes_json_lines_and_names_bad_input() {
     let ids = rows[0]["token_ids"].as_array().unwrap();
     assert!(!ids.is_empty() && ids.len() <= 12);
     assert!(rows[0]["tokens_per_second"].as_f64().unwrap() > 0.0);
-    // The streamed text is the batched run's first completion (greedy; batching does not change it).
+    // The streamed text is the prompt and the batched run's first completion (greedy; batching does
+    // not change it).
     let printed = String::from_utf8_lossy(&streamed.stdout);
     assert_eq!(
         printed.trim_end_matches('\n'),
-        rows[0]["completion"].as_str().unwrap()
+        format!("the cat{}", rows[0]["completion"].as_str().unwrap())
     );
 
     // Sampling with a seed is reproducible.

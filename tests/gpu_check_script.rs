@@ -31,6 +31,7 @@ fn gpu_check_cpu_mode_reports_every_check_and_passes() {
         "ac vs no ac",
         "olmo2_1M-bf16-seq128-ac",
         "eval vs cpu",
+        "generate vs cpu",
         "ddp2 vs one process",
         "fsdp vs plain",
         "fsdp bf16 vs cpu fp32",

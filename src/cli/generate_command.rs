@@ -109,6 +109,9 @@ pub fn run(args: &GenerateArgs, print: &mut dyn FnMut(&str)) -> Result<()> {
     };
     let stream = encoded.len() == 1 && args.output.is_none();
     let mut streamed = Streamer::default();
+    if stream {
+        print(&prompts[0]);
+    }
     let start = Instant::now();
     let completions = generate(&model, device, &encoded, &opts, &mut |_, tokens| {
         let text = decode(&tokenizer, tokens, opts.eos_token_id);

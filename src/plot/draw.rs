@@ -75,6 +75,7 @@ fn draw_panel<DB: DrawingBackend>(
     chart
         .configure_mesh()
         .x_desc(x.label())
+        .x_label_formatter(&|v| format!("{v:.0}"))
         .draw()
         .map_err(draw_err)?;
     for s in group {
