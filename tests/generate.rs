@@ -229,6 +229,22 @@ fn the_command_streams_writes_json_lines_and_names_bad_input() {
         String::from_utf8_lossy(&o.stdout).into_owned()
     };
     assert_eq!(sample("7"), sample("7"));
+    // bfloat16 weights and cache run too.
+    let bf16 = olmo_train(&[
+        "generate",
+        ckpt,
+        "--prompt",
+        "the cat",
+        "--bf16",
+        "--max-new-tokens",
+        "8",
+    ]);
+    assert!(
+        bf16.status.success(),
+        "{}",
+        String::from_utf8_lossy(&bf16.stderr)
+    );
+    assert!(String::from_utf8_lossy(&bf16.stdout).starts_with("the cat"));
 
     let long = "word ".repeat(200);
     let cases: Vec<(Vec<&str>, &str)> = vec![
