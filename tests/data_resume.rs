@@ -226,3 +226,47 @@ fn bad_inputs_are_named() {
         .to_string();
     assert!(e.contains("fewer than one global batch"), "{e}");
 }
+
+/// A token file truncated or replaced between epochs is named at the next batch (checked before any
+/// of its bytes are read, so a truncated mapping is never touched).
+#[test]
+fn a_token_file_that_changes_under_the_run_is_named() {
+    for how in ["truncated", "replaced"] {
+        let work = tempfile::tempdir().unwrap();
+        let file = work.path().join("live.npy");
+        let tokens: Vec<u8> = (0..4096u16)
+            .flat_map(|i| (1 + i % 900).to_le_bytes())
+            .collect();
+        std::fs::write(&file, &tokens).unwrap();
+        let mut cfg = dataset_config(work.path());
+        cfg.paths = Some(vec![file.display().to_string()]);
+        let (ds, _) = build_fsl_dataset(&cfg).unwrap();
+        let loader_cfg = NumpyDataLoaderConfig {
+            global_batch_size: 32 * 8,
+            seed: 1,
+            num_workers: 1,
+            ..Default::default()
+        };
+        let mut l = build_loader(&loader_cfg, Arc::new(ds), 0, 1).unwrap();
+        l.reshuffle(Some(1)).unwrap();
+        while let Some(b) = l.next_batch() {
+            b.unwrap();
+        }
+        match how {
+            "truncated" => std::fs::write(&file, &tokens[..tokens.len() / 2]).unwrap(),
+            _ => {
+                // The same size under a new inode: other contents behind the same name.
+                let other = work.path().join("other.npy");
+                std::fs::write(&other, vec![3u8; tokens.len()]).unwrap();
+                std::fs::rename(&other, &file).unwrap();
+            }
+        }
+        l.reset();
+        l.reshuffle(Some(2)).unwrap();
+        let e = l.next_batch().unwrap().unwrap_err().to_string();
+        assert!(
+            e.contains("live.npy") && e.contains("changed while the run"),
+            "{how}: {e}"
+        );
+    }
+}

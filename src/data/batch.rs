@@ -34,6 +34,7 @@ impl Batch {
 /// Reads `indices` straight into the batch tensor (in parallel when called inside a rayon pool of
 /// more than one thread) and collates the rest.
 pub fn collate(dataset: &FslDataset, indices: &[u64]) -> Result<Batch> {
+    dataset.check_files_unchanged(indices)?;
     let n = indices.len();
     let seq = dataset.sequence_length() as usize;
     let input_ids = Tensor::empty([n as i64, seq as i64], (Kind::Int64, Device::Cpu));

@@ -165,6 +165,25 @@ impl FslDataset {
         self.files.iter().map(TokenFile::len).collect()
     }
 
+    /// An error naming the first file holding any of `indices` that changed since it was opened
+    /// (`TokenFile::check_unchanged`), checked once per file.
+    pub fn check_files_unchanged(&self, indices: &[u64]) -> Result<()> {
+        let mut files: Vec<usize> = indices
+            .iter()
+            .map(|&i| self.offsets.partition_point(|o| o.1 <= i))
+            .filter(|&f| f < self.files.len())
+            .collect();
+        files.sort_unstable();
+        files.dedup();
+        for f in files {
+            self.files[f].check_unchanged()?;
+            if let Some(masks) = &self.label_masks {
+                masks[f].check_unchanged()?;
+            }
+        }
+        Ok(())
+    }
+
     /// Instance `index`, with token ids checked against the vocabulary.
     pub fn get(&self, index: u64) -> Result<Instance> {
         let mut input_ids = vec![0i64; self.spec.sequence_length as usize];

@@ -31,6 +31,29 @@ pub struct TokenFile {
     data_offset: usize,
     len: u64,
     dtype: TokenDType,
+    /// What a local file was when opened, to notice it changing under the run.
+    identity: Option<FileIdentity>,
+}
+
+/// A local file's size, inode and modification time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FileIdentity {
+    size: u64,
+    device: u64,
+    inode: u64,
+    modified: Option<std::time::SystemTime>,
+}
+
+impl FileIdentity {
+    fn of(meta: &std::fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        Self {
+            size: meta.len(),
+            device: meta.dev(),
+            inode: meta.ino(),
+            modified: meta.modified().ok(),
+        }
+    }
 }
 
 impl TokenFile {
@@ -44,26 +67,53 @@ impl TokenFile {
 
     fn open_local(path: &Path, dtype: TokenDType) -> Result<Self> {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        let size = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        let meta = file.metadata().map_err(|e| Error::io(path, e))?;
+        let size = meta.len();
         if size == 0 {
             return Ok(Self::raw(path, Backing::Empty, 0, dtype));
         }
         // SAFETY: the mapping is read-only; token files are not modified while a run reads them
-        // (the same contract OLMo-core's np.memmap relies on).
+        // (the same contract OLMo-core's np.memmap relies on; `check_unchanged` catches a file that
+        // was replaced, truncated or rewritten between batches).
         let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
-        if map.starts_with(NPY_MAGIC) {
+        let mut opened = if map.starts_with(NPY_MAGIC) {
             let (data_offset, len) = npy_data_range(path, &map, dtype)?;
-            return Ok(Self {
+            Self {
                 path: path.to_path_buf(),
                 backing: Backing::Mapped(map),
                 file_size: size,
                 data_offset,
                 len,
                 dtype,
-            });
+                identity: None,
+            }
+        } else {
+            check_raw_size(path, size, dtype)?;
+            Self::raw(path, Backing::Mapped(map), size, dtype)
+        };
+        opened.identity = Some(FileIdentity::of(&meta));
+        Ok(opened)
+    }
+
+    /// An error naming the file when the local file at its path is no longer the one mapped (another
+    /// size, inode or modification time): reading a truncated mapping would crash the process with
+    /// SIGBUS, and a replaced one would silently feed other tokens. Remote files are not re-checked.
+    pub fn check_unchanged(&self) -> Result<()> {
+        let Some(was) = &self.identity else {
+            return Ok(());
+        };
+        let now = std::fs::metadata(&self.path).map_err(|e| Error::io(&self.path, e))?;
+        if FileIdentity::of(&now) == *was {
+            return Ok(());
         }
-        check_raw_size(path, size, dtype)?;
-        Ok(Self::raw(path, Backing::Mapped(map), size, dtype))
+        Err(Error::Input {
+            path: self.path.clone(),
+            reason: format!(
+                "the token file changed while the run was reading it (now {} bytes, {} when opened; replaced, truncated or rewritten): restore it, or restart the run to use the new contents",
+                now.len(),
+                was.size
+            ),
+        })
     }
 
     /// OLMo-core reads remote files as raw arrays; a real NPY file is refused rather than read with
@@ -89,6 +139,7 @@ impl TokenFile {
             data_offset: 0,
             len: size / dtype.bytes() as u64,
             dtype,
+            identity: None,
         }
     }
 
