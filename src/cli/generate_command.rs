@@ -114,6 +114,10 @@ pub fn run(args: &GenerateArgs, print: &mut dyn FnMut(&str)) -> Result<()> {
     }
     let start = Instant::now();
     let completions = generate(&model, device, &encoded, &opts, &mut |_, tokens| {
+        // The text is needed only to stream it or to look for a stop string.
+        if !stream && args.stop.is_empty() {
+            return false;
+        }
         let text = decode(&tokenizer, tokens, opts.eos_token_id);
         let stop_at = first_stop(&text, &args.stop);
         if stream {

@@ -2,7 +2,7 @@
 use std::path::PathBuf;
 
 use crate::error::Result;
-use crate::plot::{metrics_file, plot, XAxis, DEFAULT_METRICS};
+use crate::plot::{distinct, metrics_file, plot, XAxis, DEFAULT_METRICS};
 
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
@@ -44,12 +44,7 @@ pub fn run(args: &PlotArgs) -> Result<String> {
         XAxis::Step
     };
     let series = plot(&args.runs, &patterns, x, &output)?;
-    let mut metrics: Vec<&str> = Vec::new();
-    for s in &series {
-        if !metrics.contains(&s.metric.as_str()) {
-            metrics.push(&s.metric);
-        }
-    }
+    let metrics = distinct(series.iter().map(|s| s.metric.as_str()));
     Ok(format!(
         "wrote {} ({})\n",
         output.display(),

@@ -52,40 +52,28 @@ pub fn generate(
             i + 1
         )));
     }
-    tch::no_grad(|| run(model, device, prompts, opts, on_token))
-}
-
-fn run(
-    model: &Transformer,
-    device: Device,
-    prompts: &[Vec<i64>],
-    opts: &GenerateOptions,
-    on_token: &mut dyn FnMut(usize, &[i64]) -> bool,
-) -> Result<Vec<Completion>> {
+    let _no_grad = tch::no_grad_guard();
     let b = prompts.len();
     let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
-    let mut cache = KvCache::new(
-        model,
-        b as i64,
-        (longest + opts.max_new_tokens) as i64,
-        opts.kind,
-        device,
-    );
+    let capacity = longest + opts.max_new_tokens;
+    let mut cache = KvCache::new(model, b as i64, capacity as i64, opts.kind, device);
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
-    let (ids, positions, valid) = left_padded(prompts, longest);
-    let mut key_valid = Tensor::from_slice(&valid)
-        .view([b as i64, longest as i64])
+    let (ids, positions, valid) = left_padded(prompts, longest, capacity);
+    let matrix = |v: &[i64], cols: usize| {
+        Tensor::from_slice(v)
+            .view([b as i64, cols as i64])
+            .to(device)
+    };
+    // Every key column the run will have, uploaded once: padding false, the rest true.
+    let key_valid = Tensor::from_slice(&valid)
+        .view([b as i64, capacity as i64])
         .to(device);
     let mut logits = forward_step(
         model,
         &mut cache,
-        &Tensor::from_slice(&ids)
-            .view([b as i64, longest as i64])
-            .to(device),
-        &Tensor::from_slice(&positions)
-            .view([b as i64, longest as i64])
-            .to(device),
-        &key_valid,
+        &matrix(&ids, longest),
+        &matrix(&positions, longest),
+        &key_valid.narrow(1, 0, longest as i64),
     )
     .select(1, -1);
     let mut out: Vec<Completion> = (0..b)
@@ -118,38 +106,37 @@ fn run(
         if done.iter().all(|&d| d) || step + 1 == opts.max_new_tokens {
             break;
         }
-        let positions: Vec<i64> = (0..b).map(|r| (prompts[r].len() + step) as i64).collect();
-        key_valid = Tensor::cat(
-            &[
-                &key_valid,
-                &Tensor::ones([b as i64, 1], (Kind::Bool, device)),
-            ],
-            1,
-        );
+        let positions: Vec<i64> = prompts.iter().map(|p| (p.len() + step) as i64).collect();
+        let keys = key_valid.narrow(1, 0, cache.len() + 1);
         logits = forward_step(
             model,
             &mut cache,
-            &Tensor::from_slice(&next).view([b as i64, 1]).to(device),
-            &Tensor::from_slice(&positions)
-                .view([b as i64, 1])
-                .to(device),
-            &key_valid,
+            &matrix(&next, 1),
+            &matrix(&positions, 1),
+            &keys,
         )
         .select(1, -1);
     }
     Ok(out)
 }
 
-/// Ids, RoPE positions and validity of prompts left-padded to `longest` (row-major `[B, longest]`).
-fn left_padded(prompts: &[Vec<i64>], longest: usize) -> (Vec<i64>, Vec<i64>, Vec<bool>) {
+/// Ids and RoPE positions of prompts left-padded to `longest` (row-major `[B, longest]`), and which
+/// of the `capacity` key columns of each row are real tokens (`[B, capacity]`: the padding is not).
+fn left_padded(
+    prompts: &[Vec<i64>],
+    longest: usize,
+    capacity: usize,
+) -> (Vec<i64>, Vec<i64>, Vec<bool>) {
     let mut ids = Vec::with_capacity(prompts.len() * longest);
-    let mut positions = Vec::with_capacity(ids.capacity());
-    let mut valid = Vec::with_capacity(ids.capacity());
+    let mut positions = Vec::with_capacity(prompts.len() * longest);
+    let mut valid = Vec::with_capacity(prompts.len() * capacity);
     for p in prompts {
         let pad = longest - p.len();
         ids.extend(std::iter::repeat_n(0, pad).chain(p.iter().copied()));
         positions.extend(std::iter::repeat_n(0, pad).chain(0..p.len() as i64));
-        valid.extend(std::iter::repeat_n(false, pad).chain(std::iter::repeat_n(true, p.len())));
+        valid.extend(
+            std::iter::repeat_n(false, pad).chain(std::iter::repeat_n(true, capacity - pad)),
+        );
     }
     (ids, positions, valid)
 }
@@ -160,9 +147,12 @@ mod tests {
 
     #[test]
     fn prompts_are_left_padded_with_positions_from_zero() {
-        let (ids, pos, valid) = left_padded(&[vec![7, 8, 9], vec![5]], 3);
+        let (ids, pos, valid) = left_padded(&[vec![7, 8, 9], vec![5]], 3, 4);
         assert_eq!(ids, vec![7, 8, 9, 0, 0, 5]);
         assert_eq!(pos, vec![0, 1, 2, 0, 0, 0]);
-        assert_eq!(valid, vec![true, true, true, false, false, true]);
+        assert_eq!(
+            valid,
+            vec![true, true, true, true, false, false, true, true]
+        );
     }
 }

@@ -10,7 +10,6 @@ pub struct KvCache {
     layers: Vec<(Tensor, Tensor)>,
     /// Tokens (columns) already filled.
     len: i64,
-    capacity: i64,
 }
 
 impl KvCache {
@@ -28,11 +27,7 @@ impl KvCache {
                 )
             })
             .collect();
-        Self {
-            layers,
-            len: 0,
-            capacity,
-        }
+        Self { layers, len: 0 }
     }
 
     /// Tokens already cached.
@@ -42,10 +37,6 @@ impl KvCache {
 
     pub fn is_empty(&self) -> bool {
         self.len == 0
-    }
-
-    pub fn capacity(&self) -> i64 {
-        self.capacity
     }
 
     /// Writes `layer`'s keys and values of the step's new tokens (`[B, kv_heads, t, head_dim]`) after

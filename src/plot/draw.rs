@@ -6,25 +6,15 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use super::series::{Series, XAxis};
+use super::series::{distinct, Series, XAxis};
 use crate::error::{Error, Result};
 
 const PANEL: (u32, u32) = (640, 360);
 
 /// The picture as SVG text.
 pub fn to_svg(series: &[Series], x: XAxis) -> Result<String> {
-    let mut metrics: Vec<&str> = Vec::new();
-    for s in series {
-        if !metrics.contains(&s.metric.as_str()) {
-            metrics.push(&s.metric);
-        }
-    }
-    let runs: Vec<&str> = series.iter().fold(Vec::new(), |mut v, s| {
-        if !v.contains(&s.run.as_str()) {
-            v.push(&s.run);
-        }
-        v
-    });
+    let metrics = distinct(series.iter().map(|s| s.metric.as_str()));
+    let runs = distinct(series.iter().map(|s| s.run.as_str()));
     let cols = metrics.len().min(2) as u32;
     let rows = metrics.len().div_ceil(2) as u32;
     let mut svg = String::new();

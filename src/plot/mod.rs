@@ -6,7 +6,7 @@ mod series;
 use std::path::{Path, PathBuf};
 
 pub use draw::{series_in_svg, to_svg, write_picture};
-pub use series::{metrics_file, read_series, Series, XAxis};
+pub use series::{distinct, metrics_file, read_series, Series, XAxis};
 
 use crate::error::Result;
 

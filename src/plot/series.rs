@@ -32,6 +32,17 @@ pub struct Series {
     pub y: Vec<f64>,
 }
 
+/// The distinct names of `names`, in first-seen order (metrics of panels, runs of a legend).
+pub fn distinct<'a>(names: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut out: Vec<&str> = Vec::new();
+    for n in names {
+        if !out.contains(&n) {
+            out.push(n);
+        }
+    }
+    out
+}
+
 /// `metrics.jsonl` of a run folder, or the file itself.
 pub fn metrics_file(path: &Path) -> PathBuf {
     if path.is_dir() {

@@ -48,10 +48,6 @@ impl RemoteObject {
         })
     }
 
-    pub fn url(&self) -> &RemoteUrl {
-        &self.url
-    }
-
     /// The object's size in bytes (a HEAD request).
     pub fn size(&self) -> Result<u64> {
         let meta = block_on(self.store.head(&self.location))?
@@ -209,15 +205,14 @@ fn has_aws_credentials() -> bool {
 
 /// One line naming the URL, what was being read, and why it failed.
 fn describe(url: &RemoteUrl, what: &str, e: object_store::Error) -> Error {
+    let hint = credentials_hint(url.scheme);
     let reason = match &e {
         object_store::Error::NotFound { .. } => "not found (HTTP 404)".to_string(),
-        object_store::Error::PermissionDenied { .. }
-        | object_store::Error::Unauthenticated { .. } => {
-            let status = match e {
-                object_store::Error::PermissionDenied { .. } => "HTTP 403, access denied",
-                _ => "HTTP 401, not authenticated",
-            };
-            format!("{what}: {status}{}", credentials_hint(url.scheme))
+        object_store::Error::PermissionDenied { .. } => {
+            format!("{what}: HTTP 403, access denied{hint}")
+        }
+        object_store::Error::Unauthenticated { .. } => {
+            format!("{what}: HTTP 401, not authenticated{hint}")
         }
         _ => format!("{what}: {}", one_line(&e.to_string())),
     };
