@@ -157,6 +157,8 @@ fn supervise(children: &mut [(u64, Child)], stop: &AtomicBool, grace: Duration) 
             for (i, (_, child)) in children.iter().enumerate() {
                 if done[i].is_none() {
                     signal(child, libc::SIGTERM);
+                    // A stopped worker (SIGSTOP, a debugger let go) acts on SIGTERM only once it runs.
+                    signal(child, libc::SIGCONT);
                 }
             }
         }

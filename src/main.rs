@@ -8,6 +8,7 @@ use olmo_train::cli::{execute, parse_args, Outcome};
 
 fn main() {
     olmo_train::process_setup::tune_allocator();
+    olmo_train::process_setup::report_file_size_limit_as_error();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())

@@ -29,3 +29,14 @@ pub fn exit_now(code: u8) -> ! {
         libc::_exit(i32::from(code))
     }
 }
+
+/// Turns a file-size limit (`ulimit -f`, a quota enforced that way) into a write error instead of a
+/// kill: by default SIGXFSZ ends the process mid-write, before it can say which file, remove its
+/// staging folder or keep the previous checkpoint as the newest. Ignored, the write returns EFBIG and
+/// takes the same path as a full disk (ENOSPC).
+pub fn report_file_size_limit_as_error() {
+    // SAFETY: setting a signal's disposition to SIG_IGN installs no handler code; called at start-up.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
+}

@@ -38,6 +38,8 @@ pub fn validate(config: &ExperimentConfig, world_size: u64) -> Result<()> {
     }
 }
 
+const MAX_DIST_TIMEOUT: u64 = i32::MAX as u64 / 1000;
+
 /// Every problem, in config order.
 pub fn problems(config: &ExperimentConfig, world_size: u64) -> Vec<Problem> {
     let mut out = Vec::new();
@@ -55,6 +57,16 @@ pub fn problems(config: &ExperimentConfig, world_size: u64) -> Vec<Problem> {
 
     if seq == 0 {
         problem("dataset.sequence_length", "must be positive".into());
+    }
+    // c10d takes the timeout in milliseconds as a C int.
+    if !(1..=MAX_DIST_TIMEOUT).contains(&config.dist_timeout) {
+        problem(
+            "dist_timeout",
+            format!(
+                "{} seconds: expected 1 to {MAX_DIST_TIMEOUT}",
+                config.dist_timeout
+            ),
+        );
     }
     let tokenizers = tokenizers(config);
     for (path, tok) in &tokenizers {

@@ -15,6 +15,10 @@ fn ours(args: &[String]) -> Value {
     };
     let config = resolve_config(&train.opts, None, &train.overrides).unwrap();
     let mut v = serde_json::to_value(&config).unwrap();
+    // olmo-train's one key outside OLMo-core's tree (OLMo-core's prepare_training_environment argument).
+    if let Value::Object(m) = &mut v {
+        m.remove("dist_timeout");
+    }
     // OLMo-core's dump omits the registered-name tag that selects the optimizer/scheduler class.
     for path in ["train_module.optim", "train_module.scheduler"] {
         if let Some(Value::Object(m)) = pointer_mut(&mut v, path) {

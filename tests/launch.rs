@@ -267,16 +267,62 @@ fn rank_of(pid: i32) -> Option<String> {
 
 #[test]
 fn a_killed_worker_stops_the_run_within_30_seconds_leaving_nothing() {
-    killed_worker_stops_the_run("killtest", &[]);
+    let err = faulty_worker_stops_the_run("killtest", &[], Fault::KillInTraining, 30);
+    // Whichever the launcher sees first: rank 1 killed, or rank 0 failing in the all-reduce.
+    assert!(err.contains("exited with code"), "{err}");
 }
 
 /// Under sharding the survivor is inside an all-gather or reduce-scatter when its peer dies.
 #[test]
 fn a_killed_sharded_worker_stops_the_run_within_30_seconds_leaving_nothing() {
-    killed_worker_stops_the_run("killfsdp", &["--train_module.dp_config={name: fsdp}"]);
+    faulty_worker_stops_the_run(
+        "killfsdp",
+        &["--train_module.dp_config={name: fsdp}"],
+        Fault::KillInTraining,
+        30,
+    );
 }
 
-fn killed_worker_stops_the_run(name: &str, extra: &[&str]) {
+/// A frozen (not dead) rank: rank 0 waits in the gradient all-reduce only until `dist_timeout`.
+#[test]
+fn a_worker_stopped_in_training_ends_the_run_within_dist_timeout() {
+    let err = faulty_worker_stops_the_run(
+        "stoptrain",
+        &["--dist_timeout=10"],
+        Fault::StopInTraining,
+        10 + 30,
+    );
+    assert!(
+        err.contains("did not complete within dist_timeout"),
+        "{err}"
+    );
+}
+
+/// A rank frozen before it reaches the rendezvous: rank 0's store gives up after `dist_timeout`.
+#[test]
+fn a_worker_stopped_before_rendezvous_ends_the_run_within_dist_timeout() {
+    let err = faulty_worker_stops_the_run(
+        "stoprdzv",
+        &["--dist_timeout=10"],
+        Fault::StopAtStart,
+        10 + 30,
+    );
+    assert!(err.contains("rendezvous of rank 0 of 2"), "{err}");
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Fault {
+    /// SIGKILL rank 1 once training has logged a few steps.
+    KillInTraining,
+    /// SIGSTOP rank 1 once training has logged a few steps.
+    StopInTraining,
+    /// SIGSTOP rank 1 as soon as it exists.
+    StopAtStart,
+}
+
+/// Runs 2 ranks, applies `fault` to rank 1, and checks that the launcher exits non-zero within
+/// `within_s` seconds of the fault leaving no process of the run. Returns the launcher's stderr.
+fn faulty_worker_stops_the_run(name: &str, extra: &[&str], fault: Fault, within_s: u64) -> String {
     let dir = tempfile::tempdir().unwrap();
     let marker = format!("{name}-{}", std::process::id());
     let mut args = vec![
@@ -297,37 +343,48 @@ fn killed_worker_stops_the_run(name: &str, extra: &[&str]) {
         ]
         .concat(),
     ));
+    let err_path = dir.path().join("launcher.err");
     let mut launcher = Command::new(env!("CARGO_BIN_EXE_olmo-train"))
         .args(&args)
         .env("OMP_NUM_THREADS", "1")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&err_path).unwrap())
         .spawn()
         .unwrap();
     let metrics = dir.path().join("save/metrics.jsonl");
     let deadline = Instant::now() + Duration::from_secs(60);
-    while std::fs::read_to_string(&metrics)
-        .map(|t| t.lines().count() < 3)
-        .unwrap_or(true)
-    {
+    let rank1 = || {
+        pids_of(&marker)
+            .into_iter()
+            .find(|&p| p != launcher.id() as i32 && rank_of(p).as_deref() == Some("1"))
+    };
+    let victim = loop {
         assert!(Instant::now() < deadline, "training never started");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let victim = pids_of(&marker)
-        .into_iter()
-        .find(|&p| p != launcher.id() as i32 && rank_of(p).as_deref() == Some("1"))
-        .expect("rank 1");
-    // SAFETY: killing a process this test started (through the launcher).
-    unsafe { libc::kill(victim, libc::SIGKILL) };
-    let killed = Instant::now();
+        let started = fault == Fault::StopAtStart
+            || std::fs::read_to_string(&metrics).is_ok_and(|t| t.lines().count() >= 3);
+        if let Some(pid) = rank1().filter(|_| started) {
+            break pid;
+        }
+        std::thread::sleep(Duration::from_millis(if started { 1 } else { 50 }));
+    };
+    let signal = match fault {
+        Fault::KillInTraining => libc::SIGKILL,
+        Fault::StopInTraining | Fault::StopAtStart => libc::SIGSTOP,
+    };
+    // SAFETY: signalling a process this test started (through the launcher).
+    unsafe { libc::kill(victim, signal) };
+    let faulted = Instant::now();
     let status = loop {
         if let Some(s) = launcher.try_wait().unwrap() {
             break s;
         }
-        assert!(
-            killed.elapsed() < Duration::from_secs(30),
-            "the launcher did not exit within 30 s"
-        );
+        if faulted.elapsed() > Duration::from_secs(within_s) {
+            for pid in pids_of(&marker) {
+                // SAFETY: cleaning up this test's own processes before failing.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+            panic!("the launcher did not exit within {within_s} s of the fault");
+        }
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(!status.success());
@@ -337,6 +394,9 @@ fn killed_worker_stops_the_run(name: &str, extra: &[&str]) {
         "processes of the run are left: {:?}",
         pids_of(&marker)
     );
+    let err = std::fs::read_to_string(&err_path).unwrap();
+    assert!(!err.contains("panicked"), "{err}");
+    err
 }
 
 #[test]

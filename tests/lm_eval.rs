@@ -3,6 +3,7 @@
 use olmo_train::config::callbacks::LMEvaluatorCallbackConfig;
 use olmo_train::config::data::{NumpyPaddedFSLDatasetConfig, TokenizerConfig};
 use olmo_train::config::factories::build_factory;
+use olmo_train::eval::lm::PartialBatch;
 use olmo_train::eval::{InLoopEvaluator, LmEvaluator};
 use olmo_train::model::Transformer;
 use tch::{Device, Tensor};
@@ -55,7 +56,8 @@ fn perplexity_matches_olmo_cores_evaluator() {
         }
     });
     let work = tempfile::tempdir().unwrap();
-    let mut ev = LmEvaluator::new(&eval_config(work.path()), 4 * 64, 0, 1).unwrap();
+    let mut ev =
+        LmEvaluator::new(&eval_config(work.path()), 4 * 64, 0, 1, PartialBatch::Drop).unwrap();
     let got = ev.run(&model, Device::Cpu, None).unwrap();
     for label in ["alpha", "beta"] {
         for metric in ["CE loss", "PPL"] {
@@ -78,7 +80,10 @@ fn an_eval_dataset_without_labels_is_an_error() {
     let work = tempfile::tempdir().unwrap();
     let mut cfg = eval_config(work.path());
     cfg.eval_dataset.as_mut().unwrap().metadata = None;
-    let err = LmEvaluator::new(&cfg, 256, 0, 1).err().unwrap().to_string();
+    let err = LmEvaluator::new(&cfg, 256, 0, 1, PartialBatch::Drop)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("label"), "{err}");
 }
 
@@ -102,8 +107,9 @@ fn in_loop_equals_standalone_eval() {
             // One tokenizer for the data and both evaluators (the downstream one's, tiny-bpe, 1000 ids).
             "--dataset.tokenizer={vocab_size: 1000, eos_token_id: 0, pad_token_id: 499}",
             &format!("--dataset.paths=[{DIR}/eval/alpha.npy]"),
-            "--data_loader.global_batch_size=256",
-            "--train_module.rank_microbatch_size=256",
+            // Evaluation batches of 3 documents, which divide the 81 of the evaluation set.
+            "--data_loader.global_batch_size=576",
+            "--train_module.rank_microbatch_size=192",
             // Sharded in fp32: the in-loop evaluators gather the shards; the standalone evaluation
             // reads the saved fp32 weights.
             "--train_module.dp_config={name: fsdp}",
@@ -155,6 +161,13 @@ fn in_loop_equals_standalone_eval() {
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     let standalone = report["metrics"]["eval/lm/beta/CE loss"].as_f64().unwrap();
+    // Standalone evaluation reads every document; the in-loop one only whole batches, which here
+    // hold them all (81 documents, 3 a batch).
+    assert_eq!(
+        report["lm_documents"]["alpha"].as_u64().unwrap()
+            + report["lm_documents"]["beta"].as_u64().unwrap(),
+        81
+    );
     assert!(
         (in_loop - standalone).abs() <= 1e-5 * standalone,
         "{in_loop} vs {standalone}"

@@ -5,7 +5,7 @@ use olmo_train::config::factories::{build_factory, llama_like};
 use olmo_train::config::model::TransformerConfig;
 use olmo_train::config::train_module::{
     AdamWConfig, CosWithWarmup, OptimConfig, OptimGroupOverride, SchedulerConfig,
-    TransformerTrainModuleConfig,
+    SkipStepAdamWConfig, TransformerTrainModuleConfig,
 };
 use olmo_train::data::Batch;
 use olmo_train::model::Transformer;
@@ -17,6 +17,11 @@ use tch::{Device, Kind, Tensor};
 mod common;
 
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/train");
+
+/// Relative tolerance of the pre-clip gradient norms. The reference itself, run under the pinned
+/// arithmetic on two CPU families (the fixtures' and an AVX-512 AMD EPYC), differs by up to 2.6e-4 at
+/// step 20 of these nearly flat runs, and olmo-train follows whichever CPU it runs on just as closely.
+const GRAD_NORM_TOLERANCE: f64 = 5e-4;
 
 fn config(name: &str) -> TransformerConfig {
     match name {
@@ -190,7 +195,7 @@ fn twenty_training_steps_match_losses_lrs_and_grad_norms() {
             let gn = out.metrics.get(names::GRAD_NORM).unwrap().double_value(&[]);
             let want_gn = step["grad_norm"].as_f64().unwrap();
             assert!(
-                (gn - want_gn).abs() <= 1e-4 * want_gn.max(1.0),
+                (gn - want_gn).abs() <= GRAD_NORM_TOLERANCE * want_gn.max(1.0),
                 "{name} step {}: grad norm {gn} vs {want_gn}",
                 i + 1
             );
@@ -244,5 +249,97 @@ fn document_masking_equals_separate_documents() {
         assert!(!unmasked
             .narrow(1, 10, 9)
             .allclose(&packed.narrow(1, 10, 9), 1e-5, 1e-5, false));
+    }
+}
+
+/// OLMo-core's `SkipStepAdamW` on a run with injected loss spikes (fixture from
+/// `scripts/reference/olmo_core_skip_step.py`): the same steps skipped, the same losses, gradient norms
+/// and final weights.
+#[test]
+fn skip_step_adamw_skips_the_injected_spikes_as_olmo_core_does() {
+    if !common::pinned::in_pinned_child() {
+        return;
+    }
+    let want: Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{DIR}/olmo2-skip-step.json")).unwrap(),
+    )
+    .unwrap();
+    let model = Transformer::new(&config("olmo2"), Device::Cpu).unwrap();
+    load_into(&model, &load(&format!("{DIR}/olmo2-init.safetensors")));
+    let cfg = TransformerTrainModuleConfig {
+        rank_microbatch_size: 2 * 32,
+        max_sequence_length: 32,
+        optim: OptimConfig::SkipStepAdamW(SkipStepAdamWConfig {
+            lr: 3e-2,
+            betas: (0.9, 0.95),
+            weight_decay: 0.1,
+            rolling_interval_length: want["rolling_interval_length"].as_u64().unwrap(),
+            sigma_factor: want["sigma_factor"].as_u64().unwrap(),
+            group_overrides: Some(vec![OptimGroupOverride {
+                params: vec!["embeddings.weight".into()],
+                opts: [("weight_decay".into(), serde_yaml::Value::from(0.0))]
+                    .into_iter()
+                    .collect(),
+            }]),
+            ..Default::default()
+        }),
+        max_grad_norm: Some(1.0),
+        scheduler: Some(SchedulerConfig::CosWithWarmup(CosWithWarmup::with_warmup(
+            2,
+        ))),
+        ..Default::default()
+    };
+    let mut module = TrainModule::new(&cfg, model, 32, Device::Cpu).unwrap();
+    let mut skipped = Vec::new();
+    for (i, (ids, step)) in want["batches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(want["steps"].as_array().unwrap())
+        .enumerate()
+    {
+        let rows: Vec<Vec<i64>> = serde_json::from_value(ids.clone()).unwrap();
+        let batch = Batch {
+            input_ids: Tensor::from_slice(&rows.concat()).view([rows.len() as i64, 32]),
+            label_mask: None,
+            instance_mask: None,
+            doc_lens: None,
+            max_doc_lens: None,
+            index: Vec::new(),
+            files: Vec::new(),
+        };
+        let mut out = module.train_batch(&batch).unwrap();
+        module.optim_step(&mut out, i as u64 + 1, 20).unwrap();
+        let value = |name: &str| out.metrics.get(name).unwrap().double_value(&[]);
+        let (ce, want_ce) = (value(names::CE_LOSS), step["ce_loss"].as_f64().unwrap());
+        assert!(
+            (ce - want_ce).abs() < 1e-4,
+            "step {}: loss {ce} vs {want_ce}",
+            i + 1
+        );
+        let (gn, want_gn) = (value(names::GRAD_NORM), step["grad_norm"].as_f64().unwrap());
+        assert!(
+            (gn - want_gn).abs() <= GRAD_NORM_TOLERANCE * want_gn.max(1.0),
+            "step {}: grad norm {gn} vs {want_gn}",
+            i + 1
+        );
+        let s = value(names::STEP_SKIPPED);
+        assert_eq!(
+            s,
+            step["step_skipped"].as_f64().unwrap(),
+            "step {} skipped",
+            i + 1
+        );
+        if s == 1.0 {
+            skipped.push(i + 1);
+        }
+    }
+    assert_eq!(skipped, [14, 18], "the injected spikes, and nothing else");
+    let final_weights = load(&format!("{DIR}/olmo2-skip-step-final.safetensors"));
+    for (n, p) in module.model.named_parameters() {
+        let (_, w) = final_weights.iter().find(|(f, _)| f == n).unwrap();
+        let d = max_abs_diff(p, w);
+        // Ten times the dense test's LR, ten times its weight tolerance.
+        assert!(d < 1e-4, "{n} differs by {d} after 20 steps");
     }
 }

@@ -140,7 +140,7 @@ fn field(cfg: &Value, key: &str, path: &Path) -> Result<u64> {
 }
 
 /// The model config a Hugging Face `config.json` describes.
-fn model_config_from_hf(cfg: &Value, path: &Path) -> Result<TransformerConfig> {
+pub fn model_config_from_hf(cfg: &Value, path: &Path) -> Result<TransformerConfig> {
     let family = match cfg["model_type"].as_str() {
         Some("llama") => Family::Llama,
         Some("olmo2") => Family::Olmo2,
@@ -155,6 +155,20 @@ fn model_config_from_hf(cfg: &Value, path: &Path) -> Result<TransformerConfig> {
     let d = field(cfg, "hidden_size", path)?;
     let heads = field(cfg, "num_attention_heads", path)?;
     let kv = cfg["num_key_value_heads"].as_u64().unwrap_or(heads);
+    let bad = |reason: String| Error::Input {
+        path: path.to_path_buf(),
+        reason,
+    };
+    if heads == 0 || kv == 0 || heads % kv != 0 {
+        return Err(bad(format!(
+            "num_attention_heads {heads} and num_key_value_heads {kv}: expected positive counts, the first a multiple of the second"
+        )));
+    }
+    if cfg["head_dim"].is_null() && d % heads != 0 {
+        return Err(bad(format!(
+            "hidden_size {d} is not a multiple of num_attention_heads {heads} (and no head_dim is given)"
+        )));
+    }
     let mut m = llama_like(
         d,
         field(cfg, "num_hidden_layers", path)?,
@@ -189,6 +203,11 @@ fn model_config_from_hf(cfg: &Value, path: &Path) -> Result<TransformerConfig> {
     }
     if family == Family::Olmo3 {
         let window = cfg["sliding_window"].as_i64().unwrap_or(4097);
+        if window < 1 {
+            return Err(bad(format!(
+                "sliding_window {window}: expected a positive size"
+            )));
+        }
         let pattern = cfg["layer_types"]
             .as_array()
             .map(|t| {

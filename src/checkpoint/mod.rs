@@ -75,6 +75,33 @@ pub fn write(
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
     }
+    // A failed save (a full disk, a file-size limit) leaves no staging folder behind: the previous
+    // checkpoint stays the newest one and the error names the file that could not be written.
+    write_staged(snap, save_folder, &tmp, step, ephemeral).inspect_err(|_| {
+        if let Err(e) = std::fs::remove_dir_all(&tmp) {
+            tracing::warn!("could not remove the staging folder {}: {e}", tmp.display());
+        }
+    })?;
+    if final_dir.exists() {
+        let old = save_folder.join(format!(".step{step}.tmp-{}-old", std::process::id()));
+        std::fs::rename(&final_dir, &old).map_err(|e| Error::io(&final_dir, e))?;
+        std::fs::rename(&tmp, &final_dir).map_err(|e| Error::io(&final_dir, e))?;
+        std::fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
+    } else {
+        std::fs::rename(&tmp, &final_dir).map_err(|e| Error::io(&final_dir, e))?;
+    }
+    sync_dir(save_folder)?;
+    Ok(final_dir)
+}
+
+/// Fills the staging folder `tmp` with every file of the checkpoint, each fsynced.
+fn write_staged(
+    snap: &Snapshot,
+    save_folder: &Path,
+    tmp: &Path,
+    step: u64,
+    ephemeral: bool,
+) -> Result<()> {
     for sub in ["train", "model_and_optim"] {
         std::fs::create_dir_all(tmp.join(sub)).map_err(|e| Error::io(tmp.join(sub), e))?;
     }
@@ -100,17 +127,7 @@ pub fn write(
     )?;
     let meta = serde_json::json!({"ephemeral": ephemeral, "version": env!("CARGO_PKG_VERSION"), "format": "olmo-train/1"});
     write_file(&tmp.join(layout::METADATA), meta.to_string().as_bytes())?;
-    sync_dir(&tmp)?;
-    if final_dir.exists() {
-        let old = save_folder.join(format!(".step{step}.tmp-{}-old", std::process::id()));
-        std::fs::rename(&final_dir, &old).map_err(|e| Error::io(&final_dir, e))?;
-        std::fs::rename(&tmp, &final_dir).map_err(|e| Error::io(&final_dir, e))?;
-        std::fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
-    } else {
-        std::fs::rename(&tmp, &final_dir).map_err(|e| Error::io(&final_dir, e))?;
-    }
-    sync_dir(save_folder)?;
-    Ok(final_dir)
+    sync_dir(tmp)
 }
 
 /// Deletes a checkpoint: its metadata first, so a crash halfway leaves a folder that is never loaded.

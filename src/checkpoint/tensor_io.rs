@@ -97,9 +97,12 @@ pub fn write(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {
             },
         ));
     }
-    safetensors::tensor::serialize_to_file(views, &None, path).map_err(|e| Error::Input {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
+    safetensors::tensor::serialize_to_file(views, &None, path).map_err(|e| match e {
+        safetensors::SafeTensorError::IoError(io) => Error::io(path, io),
+        other => Error::Input {
+            path: path.to_path_buf(),
+            reason: other.to_string(),
+        },
     })?;
     std::fs::File::open(path)
         .and_then(|f| f.sync_all())

@@ -177,6 +177,7 @@ pub fn build_example_config(opts: &ExampleOptions) -> Result<ExperimentConfig> {
         init_seed: 12536,
         load_path: None,
         load_trainer_state: false,
+        dist_timeout: super::default_dist_timeout(),
     })
 }
 

@@ -52,10 +52,19 @@ pub struct ExperimentConfig {
     pub load_path: Option<String>,
     #[serde(default)]
     pub load_trainer_state: bool,
+    /// Seconds a rendezvous, collective or barrier may wait for the other ranks before the run ends
+    /// with an error naming the operation. olmo-train's one key outside OLMo-core's tree: OLMo-core
+    /// takes it as `prepare_training_environment(timeout=...)`, whose default (15 minutes) is ours.
+    #[serde(default = "default_dist_timeout")]
+    pub dist_timeout: u64,
 }
 
 fn default_init_seed() -> u64 {
     12536
+}
+
+pub fn default_dist_timeout() -> u64 {
+    15 * 60
 }
 
 impl ExperimentConfig {

@@ -101,6 +101,13 @@ fn normalize_class_keys(node: &mut Value, path: &str) {
         Value::Mapping(map) => {
             let class = map.remove("_CLASS_");
             if TAGGED_PATHS.contains(&path) {
+                // `{name: skip_step_adamw}` reads as the registered name too (no optimizer or
+                // scheduler config has a field of that name).
+                if !map.contains_key("type") && map.get("name").is_some_and(Value::is_string) {
+                    if let Some(name) = map.remove("name") {
+                        map.insert("type".into(), name);
+                    }
+                }
                 if !map.contains_key("type") {
                     if let Some(ty) = class
                         .as_ref()

@@ -285,6 +285,14 @@ fn check_train_module(c: &mut Checker, config: &ExperimentConfig) {
         "train_module.load_key_mapping",
         LEAVE_NULL,
     );
+    if let super::train_module::OptimConfig::SkipStepAdamW(o) = &t.optim {
+        c.flag(
+            o.dtype.is_some_and(|d| d != DType::Float32),
+            "train_module.optim.dtype",
+            o.dtype.unwrap_or_default(),
+            "the moments are kept in the fp32 masters' dtype (null or float32)",
+        );
+    }
     if let Some(dp) = &t.dp_config {
         let dtype_ok =
             |d: Option<DType>| matches!(d, None | Some(DType::Float32) | Some(DType::Bfloat16));

@@ -19,12 +19,34 @@ pub struct OptimGroupOverride {
 pub enum OptimConfig {
     #[serde(rename = "adamw")]
     AdamW(AdamWConfig),
+    #[serde(rename = "skip_step_adamw")]
+    SkipStepAdamW(SkipStepAdamWConfig),
+}
+
+impl OptimConfig {
+    /// The AdamW settings both optimizers share (groups, LR, betas, eps, weight decay, kernel).
+    pub fn adamw(&self) -> AdamWConfig {
+        match self {
+            OptimConfig::AdamW(c) => c.clone(),
+            OptimConfig::SkipStepAdamW(c) => AdamWConfig {
+                group_overrides: c.group_overrides.clone(),
+                compile: c.compile,
+                fixed_fields: c.fixed_fields.clone(),
+                lr: c.lr,
+                betas: c.betas,
+                eps: c.eps,
+                weight_decay: c.weight_decay,
+                foreach: Some(c.foreach),
+                // The legacy step count (no increment) is kept on the host, by the single-tensor path.
+                fused: (!c.step_increment_bugfix).then_some(false),
+            },
+        }
+    }
 }
 
 /// Registered OLMo-core optimizer names olmo-train does not build yet (for a clear error).
 pub const UNSUPPORTED_OPTIMIZERS: &[&str] = &[
     "adam",
-    "skip_step_adamw",
     "dion",
     "lion",
     "skip_step_lion",
@@ -59,6 +81,46 @@ impl Default for AdamWConfig {
             weight_decay: 1e-2,
             foreach: None,
             fused: None,
+        }
+    }
+}
+
+/// OLMo-core's `SkipStepAdamWConfig`: AdamW that skips the update of a step whose loss (or gradient
+/// norm, when clipping) is more than `sigma_factor` standard deviations above the mean of the last
+/// `rolling_interval_length` steps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SkipStepAdamWConfig {
+    pub group_overrides: Option<Vec<OptimGroupOverride>>,
+    pub compile: bool,
+    pub fixed_fields: Vec<String>,
+    pub lr: f64,
+    pub betas: (f64, f64),
+    pub eps: f64,
+    pub weight_decay: f64,
+    pub dtype: Option<DType>,
+    pub foreach: bool,
+    pub step_increment_bugfix: bool,
+    pub rolling_interval_length: u64,
+    pub sigma_factor: u64,
+}
+
+impl Default for SkipStepAdamWConfig {
+    fn default() -> Self {
+        let adamw = AdamWConfig::default();
+        Self {
+            group_overrides: None,
+            compile: false,
+            fixed_fields: adamw.fixed_fields,
+            lr: adamw.lr,
+            betas: adamw.betas,
+            eps: adamw.eps,
+            weight_decay: adamw.weight_decay,
+            dtype: None,
+            foreach: true,
+            step_increment_bugfix: true,
+            rolling_interval_length: 128,
+            sigma_factor: 6,
         }
     }
 }

@@ -206,7 +206,15 @@ fn check_raw_size(path: &Path, size: u64, dtype: TokenDType) -> Result<()> {
 /// Where an NPY file's 1-D data lies, checking that its element type is `dtype`.
 fn npy_data_range(path: &Path, map: &[u8], dtype: TokenDType) -> Result<(usize, u64)> {
     fn range<T: ndarray_npy::ViewElement>(map: &[u8]) -> std::result::Result<(usize, u64), String> {
-        let view = ArrayView1::<T>::view_npy(map).map_err(|e| e.to_string())?;
+        // ndarray-npy's header errors quote the header over several lines; the first says what is wrong.
+        let view = ArrayView1::<T>::view_npy(map).map_err(|e| {
+            e.to_string()
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_string()
+        })?;
         Ok((
             view.as_ptr() as usize - map.as_ptr() as usize,
             view.len() as u64,

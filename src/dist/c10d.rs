@@ -84,7 +84,15 @@ pub(super) fn check(code: c_int, what: &str) -> Result<()> {
     if code == 0 {
         return Ok(());
     }
-    Err(Error::Distributed(format!("{what}: {}", last_shim_error())))
+    let cause = last_shim_error();
+    if cause.to_ascii_lowercase().contains("timed out")
+        || cause.to_ascii_lowercase().contains("timeout")
+    {
+        return Err(Error::Distributed(format!(
+            "{what} did not complete within dist_timeout (a rank frozen, stopped or gone?): {cause}"
+        )));
+    }
+    Err(Error::Distributed(format!("{what}: {cause}")))
 }
 
 impl ProcessGroup {

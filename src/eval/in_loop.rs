@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use tch::Device;
 
 use super::downstream::{DownstreamEvaluator, DownstreamSettings};
+use super::lm::PartialBatch;
 use super::task_file;
 use super::{InLoopEvaluator, LmEvaluator};
 use crate::config::callbacks::DownstreamEvaluatorCallbackConfig;
@@ -108,8 +109,11 @@ pub fn build_schedules(
     let cbs = &config.trainer.callbacks;
     if let Some(cfg) = cbs.lm_evaluator.as_ref().filter(|c| c.enabled) {
         let batch = config.train_module.rank_microbatch_size * world as u64;
-        let evaluator = LmEvaluator::new(cfg, batch, rank as u64, world as u64)?
-            .with_bf16_autocast(config.train_module.autocast_precision == Some(DType::Bfloat16));
+        let evaluator =
+            LmEvaluator::new(cfg, batch, rank as u64, world as u64, PartialBatch::Drop)?
+                .with_bf16_autocast(
+                    config.train_module.autocast_precision == Some(DType::Bfloat16),
+                );
         out.push(EvalSchedule {
             evaluator: Box::new(evaluator),
             interval: cfg.eval_interval,

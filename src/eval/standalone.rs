@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use super::in_loop::DownstreamSuite;
+use super::lm::PartialBatch;
 use super::{task_file, InLoopEvaluator, LmEvaluator};
 use crate::checkpoint::{self, layout};
 use crate::config::callbacks::{DownstreamEvaluatorCallbackConfig, LMEvaluatorCallbackConfig};
@@ -42,6 +43,8 @@ pub struct EvalArgs {
 pub struct EvalReport {
     pub checkpoint: PathBuf,
     pub metrics: std::collections::BTreeMap<String, f64>,
+    /// Documents read from each perplexity set, every one of them (partial last batch included).
+    pub lm_documents: std::collections::BTreeMap<String, u64>,
 }
 
 pub fn run(args: &EvalArgs) -> Result<EvalReport> {
@@ -68,10 +71,13 @@ pub fn run(args: &EvalArgs) -> Result<EvalReport> {
     let model = Transformer::new(&config.model, device)?;
     checkpoint::load_model(&dir, model.named_parameters())?;
     let mut metrics = std::collections::BTreeMap::new();
+    let mut documents = std::collections::BTreeMap::new();
     if let Some(lm) = lm {
-        let mut evaluator = LmEvaluator::new(&lm, config.train_module.rank_microbatch_size, 0, 1)?
+        let batch_tokens = config.train_module.rank_microbatch_size;
+        let mut evaluator = LmEvaluator::new(&lm, batch_tokens, 0, 1, PartialBatch::Keep)?
             .with_bf16_autocast(config.train_module.autocast_precision == Some(DType::Bfloat16));
         metrics.extend(evaluator.run(&model, device, None)?);
+        documents = evaluator.documents_read();
     }
     if let Some(ds) = downstream {
         let tasks_dir = args
@@ -81,11 +87,16 @@ pub fn run(args: &EvalArgs) -> Result<EvalReport> {
         let mut suite = DownstreamSuite::build(&ds, &config, &tasks_dir, 0, 1)?;
         metrics.extend(suite.run(&model, device, None)?);
     }
-    let report = serde_json::json!({ "checkpoint": dir.display().to_string(), "metrics": metrics });
+    let report = serde_json::json!({
+        "checkpoint": dir.display().to_string(),
+        "metrics": metrics,
+        "lm_documents": documents,
+    });
     write_json(&args.output, &report)?;
     Ok(EvalReport {
         checkpoint: dir,
         metrics,
+        lm_documents: documents,
     })
 }
 
@@ -167,6 +178,9 @@ fn write_json(path: &Path, v: &serde_json::Value) -> Result<()> {
 /// The table `olmo-train eval` prints.
 pub fn table(report: &EvalReport) -> String {
     let mut s = format!("checkpoint: {}\n", report.checkpoint.display());
+    for (label, n) in &report.lm_documents {
+        s.push_str(&format!("lm set {label}: {n} documents read\n"));
+    }
     let width = report.metrics.keys().map(|k| k.len()).max().unwrap_or(6);
     for (k, v) in &report.metrics {
         s.push_str(&format!("{k:<width$}  {v:.6}\n"));

@@ -120,7 +120,11 @@ pub fn load_task(dir: &Path, name: &str) -> Result<Task> {
     })
 }
 
-fn parse_documents(text: &str, path: &Path, metric_type: MetricType) -> Result<Vec<TaskDocument>> {
+pub fn parse_documents(
+    text: &str,
+    path: &Path,
+    metric_type: MetricType,
+) -> Result<Vec<TaskDocument>> {
     let bad = |line: usize, reason: String| Error::Input {
         path: PathBuf::from(format!("{}:{line}", path.display())),
         reason,

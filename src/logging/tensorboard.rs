@@ -28,6 +28,46 @@ pub fn frame(data: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The records of a TFRecord stream, every length and data CRC checked; any input gives records or
+/// a one-line error (how the tests read back what `frame` wrote).
+pub fn read_frames(bytes: &[u8]) -> std::result::Result<Vec<Vec<u8>>, String> {
+    let mut out = Vec::new();
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let at = bytes.len() - rest.len();
+        let (len_bytes, after) = split(rest, 8).ok_or(format!("truncated length at byte {at}"))?;
+        let (len_crc, after) =
+            split(after, 4).ok_or(format!("truncated length CRC at byte {at}"))?;
+        if masked_crc(len_bytes) != u32_le(len_crc) {
+            return Err(format!("length CRC mismatch at byte {at}"));
+        }
+        let len = u64::from_le_bytes(len_bytes.try_into().map_err(|_| "length")?);
+        let len = usize::try_from(len)
+            .ok()
+            .filter(|&l| l <= after.len())
+            .ok_or(format!(
+                "record at byte {at} claims {len} bytes, more than the file holds"
+            ))?;
+        let (data, after) = after.split_at(len);
+        let (data_crc, after) =
+            split(after, 4).ok_or(format!("truncated data CRC at byte {at}"))?;
+        if masked_crc(data) != u32_le(data_crc) {
+            return Err(format!("data CRC mismatch in the record at byte {at}"));
+        }
+        out.push(data.to_vec());
+        rest = after;
+    }
+    Ok(out)
+}
+
+fn split(b: &[u8], n: usize) -> Option<(&[u8], &[u8])> {
+    (b.len() >= n).then(|| b.split_at(n))
+}
+
+fn u32_le(b: &[u8]) -> u32 {
+    u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+}
+
 fn wall_time() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use tch::Tensor;
 
 use super::fused_adamw::{DeviceSteps, FusedBatch};
+use super::skip_step::SkipStep;
 use crate::config::train_module::AdamWConfig;
 use crate::error::{Error, Result};
 
@@ -36,6 +37,9 @@ pub struct AdamW {
     fused: bool,
     /// By group index, the step counts the fused kernel reads, kept on the parameters' device.
     pub(super) fused_steps: HashMap<usize, DeviceSteps>,
+    /// `skip_step_adamw`: the rule that may skip a step, and whether the last step was skipped.
+    skip: Option<SkipStep>,
+    step_skipped: Option<Tensor>,
 }
 
 impl AdamW {
@@ -100,7 +104,25 @@ impl AdamW {
             // fewest kernels with the same update up to rounding.
             fused: cfg.fused.unwrap_or(on_cuda),
             fused_steps: HashMap::new(),
+            skip: None,
+            step_skipped: None,
         })
+    }
+
+    /// Makes this `SkipStepAdamW`: `step` consults `rule`, whose loss and gradient norm the train
+    /// module records before each step.
+    pub fn with_skip_step(mut self, rule: SkipStep) -> Self {
+        self.skip = Some(rule);
+        self
+    }
+
+    pub fn skip_step_mut(&mut self) -> Option<&mut SkipStep> {
+        self.skip.as_mut()
+    }
+
+    /// 1.0 if the last step was skipped, else 0.0 (`optim/step skipped`); `None` for plain AdamW.
+    pub fn step_skipped(&self) -> Option<&Tensor> {
+        self.step_skipped.as_ref()
     }
 
     /// The parameters, by name, in the order they were given.
@@ -125,8 +147,19 @@ impl AdamW {
         &mut self.groups
     }
 
-    /// One AdamW update of every parameter that has a gradient.
+    /// One AdamW update of every parameter that has a gradient, unless the skip-step rule skips it.
     pub fn step(&mut self) -> Result<()> {
+        if let Some(rule) = &self.skip {
+            // OLMo-core multiplies every term of the update by the factor on the device; a skipped step
+            // changes nothing either way, so the factor is read once here (one host read a step, for
+            // this optimizer only) and a skipped step does no work.
+            let factor = rule.step_factor();
+            let take = crate::device::read_scalar(&factor) > 0.5;
+            self.step_skipped = Some(1.0 - factor);
+            if !take {
+                return Ok(());
+            }
+        }
         tch::no_grad(|| {
             for gi in 0..self.groups.len() {
                 if self.fused {
@@ -135,8 +168,14 @@ impl AdamW {
                     self.single_tensor_group_step(gi);
                 }
             }
-            Ok(())
-        })
+            Ok::<(), Error>(())
+        })?;
+        if self.skip.as_ref().is_some_and(|r| !r.count_steps) {
+            // Without `step_increment_bugfix` OLMo-core never advances the count: every step is
+            // bias-corrected as the first.
+            self.state.iter_mut().flatten().for_each(|st| st.step = 0.0);
+        }
+        Ok(())
     }
 
     /// The state of parameter `p`, created (zero moments) on its first update.

@@ -5,6 +5,7 @@ pub mod clip;
 pub mod fused_adamw;
 pub mod grads;
 pub mod scheduler;
+pub mod skip_step;
 pub mod state_dict;
 
 pub use adamw::AdamW;

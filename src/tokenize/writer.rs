@@ -68,7 +68,7 @@ impl PartWriter {
             .ok_or_else(|| Error::Internal("no open part".into()))?;
         part.npy
             .write_all(&self.scratch)
-            .map_err(|e| Error::io(staging.join(&part.stem), e))?;
+            .map_err(|e| Error::io(staging.join(format!("{}.npy", part.stem)), e))?;
         let start = part.tokens;
         part.tokens += tokens.len() as u64;
         part.csv

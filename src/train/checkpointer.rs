@@ -150,6 +150,15 @@ impl Checkpointer {
         Ok(started.elapsed().as_secs_f64())
     }
 
+    /// Collects a background save that has finished, so that its error is not held back until the
+    /// next save; does not wait for one still writing.
+    pub fn check_background(&mut self) -> Result<()> {
+        match &self.in_flight {
+            Some((_, _, handle)) if handle.is_finished() => self.wait(),
+            _ => Ok(()),
+        }
+    }
+
     /// Waits for the background save, if any, and applies the removal policy after it.
     pub fn wait(&mut self) -> Result<()> {
         if let Some((step, ephemeral, handle)) = self.in_flight.take() {

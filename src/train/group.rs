@@ -26,7 +26,7 @@ pub fn join_group(
         Device::Cuda(i) => Some(i),
         _ => None,
     };
-    let pg = ProcessGroup::with_cuda(env, 900, cuda)?;
+    let pg = ProcessGroup::with_cuda(env, config.dist_timeout, cuda)?;
     let json = serde_json::to_vec(config)
         .map_err(|e| Error::Internal(format!("the config is not JSON: {e}")))?;
     let digest: [u8; 32] = Sha256::digest(json).into();

@@ -5,6 +5,8 @@ pub const Z_LOSS: &str = "train/Z loss";
 pub const MASKED_LABELS: &str = "train/masked labels (%)";
 pub const MASKED_INSTANCES: &str = "train/masked instances (%)";
 pub const GRAD_NORM: &str = "optim/total grad norm";
+/// `skip_step_adamw` only: 1 when the step was skipped.
+pub const STEP_SKIPPED: &str = "optim/step skipped";
 
 pub const TOTAL_TOKENS: &str = "throughput/total tokens";
 pub const DATA_LOADING_SECONDS: &str = "throughput/device/data loading (s)";

@@ -88,7 +88,10 @@ impl MetricsFile {
             .map(|l| format!("{l}\n"))
             .collect();
         let tmp = self.path.with_extension("jsonl.tmp");
-        std::fs::write(&tmp, kept).map_err(|e| Error::io(&tmp, e))?;
+        std::fs::write(&tmp, kept).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            Error::io(&tmp, e)
+        })?;
         std::fs::rename(&tmp, &self.path).map_err(|e| Error::io(&self.path, e))?;
         self.file = append(&self.path)?;
         Ok(())
@@ -97,7 +100,12 @@ impl MetricsFile {
 
 impl MetricSink for MetricsFile {
     fn log(&mut self, step: u64, _epoch: u64, m: &StepMetrics) -> Result<()> {
-        writeln!(self.file, "{}", jsonl_line(step, m)).map_err(|e| Error::io(&self.path, e))
+        // One write per line: a full disk leaves at most one cut-off last line, which the resumed
+        // run's `truncate_after` drops.
+        let line = format!("{}\n", jsonl_line(step, m));
+        self.file
+            .write_all(line.as_bytes())
+            .map_err(|e| Error::io(&self.path, e))
     }
 
     fn finish(&mut self, _exit_code: i32) -> Result<()> {

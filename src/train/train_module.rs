@@ -23,6 +23,7 @@ use crate::model::checkpointing::Recomputes;
 use crate::model::Transformer;
 use crate::optim::clip::{clip_grad_norm, grad_norm};
 use crate::optim::scheduler::lr_at;
+use crate::optim::skip_step::SkipStep;
 use crate::optim::AdamW;
 
 /// What one step leaves behind for the trainer's metrics.
@@ -74,13 +75,12 @@ impl TrainModule {
                 cfg.rank_microbatch_size
             )));
         }
-        let OptimConfig::AdamW(adamw) = &cfg.optim;
         let params = model
             .named_parameters()
             .iter()
             .map(|(n, t)| (n.clone(), t.shallow_clone()))
             .collect();
-        let optim = AdamW::new(params, adamw)?;
+        let optim = build_optimizer(params, &cfg.optim)?;
         let checkpointed =
             AcMode::from_config(cfg.ac_config.as_ref())?.map(|m| m.blocks(model.n_blocks()));
         Ok(Self {
@@ -109,8 +109,7 @@ impl TrainModule {
         cfg: &TransformerTrainModuleConfig,
         sharded: ShardedModel,
     ) -> Result<()> {
-        let OptimConfig::AdamW(adamw) = &cfg.optim;
-        self.optim = AdamW::new(sharded.optimizer_params(), adamw)?;
+        self.optim = build_optimizer(sharded.optimizer_params(), &cfg.optim)?;
         let shared: SharedModel = Arc::new(Mutex::new(sharded));
         self.model.set_gate(Arc::new(Gate(shared.clone())));
         self.sharded = Some(shared);
@@ -255,7 +254,7 @@ impl TrainModule {
                 if let (Some(total), Some(z)) = (z_total.as_mut(), &parts.z) {
                     *total += z;
                 }
-                parts.backward.backward();
+                backward(&parts.backward)?;
                 sharded.backward(tape, last)?;
                 self.recomputes.clear();
                 start += len;
@@ -280,7 +279,7 @@ impl TrainModule {
                     r.prepare_for_backward()?;
                 }
             }
-            parts.backward.backward();
+            backward(&parts.backward)?;
             self.recomputes.clear();
             start += len;
         }
@@ -297,6 +296,29 @@ impl TrainModule {
             metrics,
             lrs: Vec::new(),
         })
+    }
+
+    /// Hands the skip-step rule the step's CE loss, averaged over the ranks right away as OLMo-core
+    /// does (one small all-reduce a step), and the total gradient norm when gradients are clipped.
+    fn record_for_skip_step(&mut self, out: &StepOutputs, norm: Option<&Tensor>) -> Result<()> {
+        let loss = out
+            .metrics
+            .get(names::CE_LOSS)
+            .ok_or_else(|| Error::Internal("the step recorded no CE loss".into()))?
+            .detach()
+            .copy();
+        if let Some(pg) = &self.dp {
+            pg.all_reduce_sum(std::slice::from_ref(&loss))?;
+        }
+        let world = self.dp.as_ref().map_or(1, |pg| pg.world_size) as f64;
+        let Some(rule) = self.optim.skip_step_mut() else {
+            return Ok(());
+        };
+        rule.record_loss(&(loss / world));
+        if let Some(n) = norm {
+            rule.record_grad_norm(n);
+        }
+        Ok(())
     }
 
     /// Joins `group` as DDP does: torch's `c10d::Reducer` over the trainable parameters, 25 MiB buckets.
@@ -344,6 +366,9 @@ impl TrainModule {
             (None, Some(max)) => clip_grad_norm(self.optim.params(), max),
             (None, None) => grad_norm(self.optim.params()),
         };
+        if self.optim.skip_step_mut().is_some() {
+            self.record_for_skip_step(out, (self.max_grad_norm.is_some()).then_some(&norm))?;
+        }
         out.metrics.record(names::GRAD_NORM, norm);
         for g in self.optim.groups_mut() {
             if let Some(s) = &self.scheduler {
@@ -352,6 +377,10 @@ impl TrainModule {
             out.lrs.push(g.lr);
         }
         self.optim.step()?;
+        if let Some(skipped) = self.optim.step_skipped() {
+            out.metrics
+                .record(names::STEP_SKIPPED, skipped.shallow_clone());
+        }
         self.optim.zero_grad();
         if let Some(s) = &self.sharded {
             let mut m = lock(s);
@@ -384,6 +413,39 @@ impl TrainModule {
 }
 
 /// A digest of a tensor's exact bytes (std's SipHash with its fixed keys: the same on every process).
+/// Backward from `loss`. Under DDP the gradient all-reduce runs inside it (torch's Reducer hooks), so a
+/// peer that died or froze surfaces here: as an error naming the collective, not a panic.
+fn backward(loss: &Tensor) -> Result<()> {
+    loss.f_backward().map_err(|e| {
+        let cause = e.to_string();
+        let cause = cause.lines().next().unwrap_or_default().to_string();
+        let collective = ["gloo", "nccl", "NCCL", "Timed out", "Connection"];
+        if collective.iter().any(|c| cause.contains(c)) {
+            let hint = if cause.contains("Timed out") {
+                " did not complete within dist_timeout (a rank frozen, stopped or gone?)"
+            } else {
+                " failed: a peer is gone"
+            };
+            Error::Distributed(format!("the gradient all-reduce (DDP){hint}: {cause}"))
+        } else {
+            // The trainer puts in the step.
+            Error::Training {
+                step: 0,
+                reason: format!("backward failed: {cause}"),
+            }
+        }
+    })
+}
+
+/// AdamW, or AdamW with OLMo-core's skip-step rule.
+fn build_optimizer(params: Vec<(String, Tensor)>, cfg: &OptimConfig) -> Result<AdamW> {
+    let optim = AdamW::new(params, &cfg.adamw())?;
+    Ok(match cfg {
+        OptimConfig::AdamW(_) => optim,
+        OptimConfig::SkipStepAdamW(c) => optim.with_skip_step(SkipStep::new(c)),
+    })
+}
+
 fn digest(t: &Tensor) -> i64 {
     use std::hash::{Hash, Hasher};
     let host = crate::device::host_copy(t);

@@ -60,6 +60,19 @@ pub fn tiny_run(
     steps: u32,
     extra: &[&str],
 ) -> std::process::Output {
+    tiny_run_command(dir, name, ranks, steps, extra)
+        .output()
+        .unwrap()
+}
+
+/// The command `tiny_run` runs, for a caller that sets limits on it first.
+pub fn tiny_run_command(
+    dir: &Path,
+    name: &str,
+    ranks: u32,
+    steps: u32,
+    extra: &[&str],
+) -> std::process::Command {
     let data = learnable_tokens(dir, 20_000);
     let mut args: Vec<String> = Vec::new();
     if ranks > 1 {
@@ -98,9 +111,7 @@ pub fn tiny_run(
     args.push(format!("--save-folder={}", dir.join(name).display()));
     args.push(format!("--work-dir={}", dir.join("cache").display()));
     args.extend(extra.iter().map(|s| s.to_string()));
-    std::process::Command::new(env!("CARGO_BIN_EXE_olmo-train"))
-        .args(&args)
-        .env("OMP_NUM_THREADS", "1")
-        .output()
-        .unwrap()
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_olmo-train"));
+    command.args(&args).env("OMP_NUM_THREADS", "1");
+    command
 }

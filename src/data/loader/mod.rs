@@ -213,6 +213,15 @@ impl DataLoader {
         ))
     }
 
+    /// The instances of the epoch's permutation that no whole batch holds, in order (all ranks').
+    pub fn left_out_indices(&self) -> Result<Vec<u64>> {
+        let indices = self.indices()?;
+        Ok(indices[self.total_size() as usize..]
+            .iter()
+            .map(|&i| u64::from(i))
+            .collect())
+    }
+
     fn indices(&self) -> Result<Arc<Vec<u32>>> {
         self.global_indices
             .clone()

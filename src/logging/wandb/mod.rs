@@ -9,6 +9,10 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+mod record_reader;
+
+pub use record_reader::read_records;
+
 use super::proto::Message;
 use super::MetricSink;
 use crate::error::{Error, Result};

@@ -3,30 +3,16 @@ use super::*;
 
 /// Reads the framing back, checking every CRC: (chunk kinds, reassembled records).
 fn read(bytes: &[u8]) -> (Vec<u8>, Vec<Vec<u8>>) {
-    assert_eq!(&bytes[..7], FILE_HEADER);
-    let (mut kinds, mut records, mut cur) = (Vec::new(), Vec::new(), Vec::new());
-    let mut pos = 7;
+    let records = read_records(bytes).unwrap();
+    let mut kinds = Vec::new();
+    let mut pos = FILE_HEADER.len();
     while pos < bytes.len() {
-        let in_block = pos % BLOCK;
-        if BLOCK - in_block < CHUNK_HEADER {
-            assert!(bytes[pos..pos + BLOCK - in_block].iter().all(|&b| b == 0));
-            pos += BLOCK - in_block;
+        if BLOCK - pos % BLOCK < CHUNK_HEADER {
+            pos += BLOCK - pos % BLOCK;
             continue;
         }
-        let crc = u32::from_le_bytes(bytes[pos..pos + 4].try_into().unwrap());
-        let len = u16::from_le_bytes([bytes[pos + 4], bytes[pos + 5]]) as usize;
-        let kind = bytes[pos + 6];
-        let payload = &bytes[pos + 7..pos + 7 + len];
-        let mut h = crc32fast::Hasher::new();
-        h.update(&[kind]);
-        h.update(payload);
-        assert_eq!(h.finalize(), crc);
-        kinds.push(kind);
-        cur.extend_from_slice(payload);
-        if kind == 1 || kind == 4 {
-            records.push(std::mem::take(&mut cur));
-        }
-        pos += 7 + len;
+        kinds.push(bytes[pos + 6]);
+        pos += CHUNK_HEADER + usize::from(u16::from_le_bytes([bytes[pos + 4], bytes[pos + 5]]));
     }
     (kinds, records)
 }

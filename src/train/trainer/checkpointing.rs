@@ -5,11 +5,16 @@ use crate::checkpoint::{sharded, to_host, Snapshot, TrainerState};
 use crate::data::LoaderState;
 use crate::error::{Error, Result};
 use crate::train::checkpointer::SavePlan;
+use crate::train::metric_names as names;
+use crate::train::train_module::StepOutputs;
 
 impl Trainer {
     /// Carries out `plan`, if any: the snapshot is taken here and nowhere else, so a step with no save
     /// due copies nothing. Returns how long the step was held up.
     pub(super) fn save_if_planned(&mut self, plan: Option<SavePlan>) -> Result<Option<f64>> {
+        // A background save that failed (a full disk) stops the run now, as OLMo-core does, not at
+        // the next save due.
+        self.checkpointer.check_background()?;
         let Some(plan) = plan else { return Ok(None) };
         let trainer = self.trainer_state()?;
         // Sharded over several ranks, each writes its own parts (and none holds the whole state);
@@ -71,6 +76,60 @@ impl Trainer {
         Ok(Some(seconds))
     }
 
+    /// Before a save: a non-finite loss in a step not yet collected stops the run here, naming the
+    /// step, so that no checkpoint is ever written from weights trained past it and the last good
+    /// one stays the newest. Reads the uncollected losses (and, with several ranks, agrees on the
+    /// verdict), on save steps only.
+    pub(super) fn check_losses_before_save(&self, step: u64, current: &StepOutputs) -> Result<()> {
+        let steps = self
+            .pending
+            .iter()
+            .map(|p| (p.step, &p.out))
+            .chain(std::iter::once((step, current)));
+        let mut first_bad = None;
+        'steps: for (s, out) in steps {
+            // The loss, and the gradient norm: an infinite gradient poisons the weights of its own
+            // step, before any loss shows it.
+            for name in [names::CE_LOSS, names::GRAD_NORM] {
+                let Some(value) = out.metrics.get(name) else {
+                    continue;
+                };
+                let value = crate::device::read_scalar(value);
+                if !value.is_finite() {
+                    first_bad = Some((s, format!("{value} {}", short_name(name))));
+                    break 'steps;
+                }
+            }
+        }
+        let bad_anywhere = match &self.dp {
+            Some(pg) => pg.max_over_ranks(u64::from(first_bad.is_some()))? > 0,
+            None => first_bad.is_some(),
+        };
+        if !bad_anywhere {
+            return Ok(());
+        }
+        Err(Error::Training {
+            step: first_bad.as_ref().map_or(step, |b| b.0),
+            reason: match first_bad {
+                Some((_, what)) => {
+                    format!("{what} encountered (no checkpoint was saved after it)")
+                }
+                None => {
+                    "another rank's loss or gradient norm is not finite (no checkpoint was saved after it)"
+                        .into()
+                }
+            },
+        })
+    }
+
+    /// After a failure: a save still writing in the background was taken at a good step, so it is
+    /// completed rather than cut off when the process exits.
+    pub(super) fn finish_background_save(&mut self) {
+        if let Err(e) = self.checkpointer.wait() {
+            tracing::warn!("the checkpoint being written in the background failed too: {e}");
+        }
+    }
+
     /// OLMo-core's trainer state of the current step.
     fn trainer_state(&self) -> Result<TrainerState> {
         let mut callbacks = std::collections::BTreeMap::new();
@@ -123,5 +182,14 @@ impl ResumePoint {
             epoch: state.epoch,
             loader,
         })
+    }
+}
+
+/// `loss` or `grad norm`, for the error message.
+fn short_name(metric: &str) -> &'static str {
+    if metric == names::GRAD_NORM {
+        "grad norm"
+    } else {
+        "loss"
     }
 }

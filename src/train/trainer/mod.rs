@@ -178,7 +178,9 @@ impl Trainer {
     /// Trains until `max_duration`, `hard_stop` or a stop request.
     pub fn fit(&mut self) -> Result<TrainSummary> {
         self.start()?;
-        let interrupted = self.train_epochs()?;
+        let interrupted = self
+            .train_epochs()
+            .inspect_err(|_| self.finish_background_save())?;
         self.collect()?;
         self.save_if_planned(self.checkpointer.plan_final(self.progress.step))?;
         self.checkpointer.wait()?;
@@ -271,7 +273,11 @@ impl Trainer {
         if self.opts.check_replicas {
             self.module.check_replicas_identical(step)?;
         }
-        let save_seconds = self.save_if_planned(self.checkpointer.plan_after_step(step))?;
+        let plan = self.checkpointer.plan_after_step(step);
+        if plan.is_some() {
+            self.check_losses_before_save(step, &out)?;
+        }
+        let save_seconds = self.save_if_planned(plan)?;
         let mut host = self.speed.step(
             batch.input_ids.numel() as u64,
             self.progress.tokens,
@@ -324,6 +330,11 @@ impl Trainer {
                     reason: msg.lines().next().unwrap_or("libtorch failed").to_string(),
                 }
             })?
+            .map_err(|e| match e {
+                // The train module does not know the step.
+                Error::Training { step: 0, reason } => Error::Training { step, reason },
+                other => other,
+            })
     }
 
     fn is_done(&self) -> bool {
