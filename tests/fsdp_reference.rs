@@ -202,10 +202,21 @@ fn step_distance(a: &[(f64, f64)], b: &[(f64, f64)]) -> (f64, f64) {
         })
 }
 
-/// Under the pinned arithmetic the fixtures were made with, both runs give OLMo-core's losses and
-/// final weights bit for bit (fp32 and bf16) and its grad norms to 1.2e-7 (the sharded norm adds the
-/// ranks' squares in another order). The tolerances leave room for that order only; for scale, bf16
-/// itself moves OLMo-core's own losses by 4e-4 and its weights by 0.36 of their largest entry.
+/// Under the pinned arithmetic on the CPU the fixtures were made on, both runs give OLMo-core's
+/// losses and final weights bit for bit (fp32 and bf16) and its grad norms to 1.2e-7 (the sharded norm
+/// adds the ranks' squares in another order). The pinned arithmetic is not the same on every CPU
+/// family, though: OLMo-core itself, rerun on an AVX-512 AMD EPYC, moves its fp32 grad norms by 1.4e-4
+/// and final weights by 4.3e-4 of their largest entry (from step 10 on), and in bf16, where every
+/// rounding difference grows, its losses by 3.2e-4 and its grad norms by up to 53% (from step 3 on);
+/// olmo-train follows OLMo-core on that CPU bit for bit again. So fp32 is held to that spread, and
+/// bf16 to OLMo-core exactly over the steps before the CPUs part and to the spread of its losses over
+/// all 20 steps. For scale, bf16 itself moves OLMo-core's own losses by 4e-4.
+const FP32_GRAD_NORM_TOLERANCE: f64 = 5e-4;
+const FP32_WEIGHT_TOLERANCE: f64 = 1e-3;
+const BF16_LOSS_TOLERANCE: f64 = 1e-3;
+/// The steps every CPU family agrees on in bf16.
+const BF16_EXACT_STEPS: usize = 2;
+
 #[test]
 fn sharded_training_agrees_with_olmo_cores_fsdp2() {
     if let (Ok(out), Ok(kind)) = (std::env::var(RANK_OUT), std::env::var(RANK_KIND)) {
@@ -219,10 +230,22 @@ fn sharded_training_agrees_with_olmo_cores_fsdp2() {
         let (want, w_want) = theirs(kind);
         let (losses, norms) = step_distance(&ours, &want);
         let weights = weight_distance(&w_ours, &w_want);
-        assert!(
-            losses <= 1e-6 && norms <= 1e-5 && weights <= 1e-6,
-            "{kind}: losses {losses:e}, grad norms {norms:e}, final weights {weights:e}"
-        );
+        if kind == "fp32" {
+            assert!(
+                losses <= 1e-6
+                    && norms <= FP32_GRAD_NORM_TOLERANCE
+                    && weights <= FP32_WEIGHT_TOLERANCE,
+                "{kind}: losses {losses:e}, grad norms {norms:e}, final weights {weights:e}"
+            );
+        } else {
+            let n = BF16_EXACT_STEPS;
+            let (first_losses, first_norms) = step_distance(&ours[..n], &want[..n]);
+            assert!(
+                first_losses <= 1e-6 && first_norms <= 1e-5 && losses <= BF16_LOSS_TOLERANCE,
+                "{kind}: first {n} steps: losses {first_losses:e}, grad norms {first_norms:e}; \
+                 all steps: losses {losses:e}"
+            );
+        }
         summary.push(format!(
             "{kind}: losses {losses:.1e}, grad norms {norms:.1e}, weights {weights:.1e}"
         ));
