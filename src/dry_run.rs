@@ -63,6 +63,9 @@ pub fn summary(config: &ExperimentConfig, model_factory: &str) -> String {
         "# non-embedding parameters: {}",
         m.num_non_embedding_params()
     );
+    if m.num_active_params() != m.num_params() {
+        let _ = writeln!(s, "# active parameters: {}", m.num_active_params());
+    }
     let _ = writeln!(
         s,
         "# tokenizer: {} (vocab {})",

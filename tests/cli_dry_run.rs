@@ -348,6 +348,15 @@ fn list_models_prints_every_factory() {
         out.contains("olmo2_7B") && out.contains("7298617344"),
         "{out}"
     );
+    // A mixture of experts: OLMo-core's total and active counts (dolma2).
+    let olmoe = out
+        .lines()
+        .find(|l| l.starts_with("olmoe_1B_7B "))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        olmoe.contains("7124158464") && olmoe.contains("1487013888"),
+        "{olmoe}"
+    );
     assert_eq!(
         out.lines().count(),
         1 + olmo_train::config::factories::factory_names().count()

@@ -1,6 +1,7 @@
-//! Every dense factory has OLMo-core's parameter counts, to the parameter. Fixture:
-//! `tests/fixtures/factory_params.json`, made by `scripts/reference/olmo_core_config.py factories`
-//! with ai2-olmo-core 3.0.0 (`TransformerConfig.num_params` / `num_non_embedding_params`).
+//! Every factory, dense and mixture of experts, has OLMo-core's parameter counts, to the parameter.
+//! Fixture: `tests/fixtures/factory_params.json`, made by `scripts/reference/olmo_core_config.py
+//! factories` with ai2-olmo-core 3.0.0 (`TransformerConfig.num_params` / `num_non_embedding_params` /
+//! `num_active_params`).
 use std::collections::BTreeMap;
 
 use olmo_train::config::factories::{build_factory, factory_names};
@@ -11,6 +12,7 @@ struct Counts {
     vocab_size: u64,
     num_params: u64,
     num_non_embedding_params: u64,
+    num_active_params: u64,
 }
 
 #[test]
@@ -21,10 +23,7 @@ fn counts_match_olmo_core_for_dolma2_and_gpt2() {
     let theirs: Vec<&str> = table.keys().map(String::as_str).collect();
     let mut sorted = ours.clone();
     sorted.sort_unstable();
-    assert_eq!(
-        sorted, theirs,
-        "the factory set differs from OLMo-core's dense factories"
-    );
+    assert_eq!(sorted, theirs, "the factory set differs from OLMo-core's");
     for (name, by_tokenizer) in &table {
         for (tok, want) in by_tokenizer {
             let c = build_factory(name, want.vocab_size).unwrap();
@@ -32,6 +31,11 @@ fn counts_match_olmo_core_for_dolma2_and_gpt2() {
             assert_eq!(
                 c.num_non_embedding_params(),
                 want.num_non_embedding_params,
+                "{name} with {tok}"
+            );
+            assert_eq!(
+                c.num_active_params(),
+                want.num_active_params,
                 "{name} with {tok}"
             );
         }

@@ -9,10 +9,8 @@ use std::sync::Arc;
 
 use olmo_train::config::factories::build_factory;
 use olmo_train::config::train_module::{
-    AdamWConfig, CosWithWarmup, OptimConfig, OptimGroupOverride, SchedulerConfig,
-    TransformerTrainModuleConfig,
+    AdamWConfig, CosWithWarmup, OptimConfig, SchedulerConfig, TransformerTrainModuleConfig,
 };
-use olmo_train::data::Batch;
 use olmo_train::dist::mesh::DpMesh;
 use olmo_train::dist::{DistEnv, ProcessGroup};
 use olmo_train::fsdp::{ShardedModel, ShardingSettings};
@@ -65,12 +63,7 @@ fn run_rank(out: &Path, kind: &str) {
             lr: 3e-3,
             betas: (0.9, 0.95),
             weight_decay: 0.1,
-            group_overrides: Some(vec![OptimGroupOverride {
-                params: vec!["embeddings.weight".into()],
-                opts: [("weight_decay".into(), serde_yaml::Value::from(0.0))]
-                    .into_iter()
-                    .collect(),
-            }]),
+            group_overrides: common::no_embedding_decay(),
             ..Default::default()
         }),
         max_grad_norm: Some(1.0),
@@ -108,15 +101,7 @@ fn run_rank(out: &Path, kind: &str) {
     for (i, rows) in want["batches"].as_array().unwrap().iter().enumerate() {
         let rows: Vec<Vec<i64>> = serde_json::from_value(rows.clone()).unwrap();
         let mine = &rows[env.rank as usize * per_rank..(env.rank as usize + 1) * per_rank];
-        let batch = Batch {
-            input_ids: Tensor::from_slice(&mine.concat()).view([per_rank as i64, 32]),
-            label_mask: None,
-            instance_mask: None,
-            doc_lens: None,
-            max_doc_lens: None,
-            index: Vec::new(),
-            files: Vec::new(),
-        };
+        let batch = common::token_batch(mine, 32);
         let mut step = module.train_batch(&batch).unwrap();
         module.optim_step(&mut step, i as u64 + 1, 20).unwrap();
         let ce = step.metrics.get(names::CE_LOSS).unwrap().copy();

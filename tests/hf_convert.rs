@@ -1,5 +1,6 @@
-//! `olmo-train convert`: Hugging Face OLMo 2 and Llama folders (fixtures from
-//! `scripts/reference/hf_fixtures.py`, built by transformers from OLMo-core-initialized weights) become
+//! `olmo-train convert`: Hugging Face OLMo 2, Llama and OLMoE folders (fixtures from
+//! `scripts/reference/hf_fixtures.py`, built by transformers from OLMo-core-initialized weights, and for
+//! OLMoE from random ones, with and without `norm_topk_prob`) become
 //! checkpoints whose logits equal transformers' (1e-5), go back to HF byte-identical, load in transformers
 //! (when the reference venv is present), and fine-tune with `--load-path`.
 use std::path::Path;
@@ -11,6 +12,8 @@ use olmo_train::model::Transformer;
 use tch::{Device, Tensor};
 
 mod common;
+
+const MODELS: [&str; 4] = ["olmo2", "llama2", "olmoe", "olmoe-norm"];
 
 const FIX: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/hf");
 
@@ -43,7 +46,7 @@ fn converted_models_give_transformers_logits() {
     if !common::pinned::in_pinned_child() {
         return;
     }
-    for name in ["olmo2", "llama2"] {
+    for name in MODELS {
         let dir = tempfile::tempdir().unwrap();
         let ckpt = dir.path().join("ckpt");
         convert_from_hf(name, &ckpt);
@@ -74,7 +77,7 @@ fn hf_to_checkpoint_to_hf_is_byte_identical_and_loads_in_transformers() {
     if !common::pinned::in_pinned_child() {
         return;
     }
-    for name in ["olmo2", "llama2"] {
+    for name in MODELS {
         let dir = tempfile::tempdir().unwrap();
         let ckpt = dir.path().join("ckpt");
         let back = dir.path().join("hf");

@@ -122,6 +122,31 @@ fn two_sharded_processes_match_one_process() {
     two_processes_match_one_process_with(&["--train_module.dp_config={name: fsdp}"]);
 }
 
+/// olmo2_1M with its feed-forward routed through 4 dropless experts (top-2, both auxiliary losses),
+/// under DDP. The load-balancing loss is computed per micro-batch (OLMo-core's `local_batch`), which
+/// makes it depend on which instances share a micro-batch: with one instance per micro-batch both runs
+/// form the same ones, and each rank divides by its half of the tokens, so they agree.
+const TINY_MOE: [&str; 5] = [
+    "--train_module.rank_microbatch_size=32",
+    "--model.name=moe",
+    "--model.block.name=moe_reordered_norm",
+    "--model.block.feed_forward=null",
+    "--model.block.feed_forward_moe={name: dropless, num_experts: 4, hidden_size: 8, router: {top_k: 2}, z_loss_weight: 0.001}",
+];
+
+#[test]
+fn two_processes_match_one_process_for_a_mixture_of_experts() {
+    two_processes_match_one_process_with(&TINY_MOE);
+}
+
+/// The same with the experts sharded like every other parameter.
+#[test]
+fn two_sharded_processes_match_one_process_for_a_mixture_of_experts() {
+    let mut extra = TINY_MOE.to_vec();
+    extra.push("--train_module.dp_config={name: fsdp}");
+    two_processes_match_one_process_with(&extra);
+}
+
 fn two_processes_match_one_process_with(extra: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     let max = "--trainer.max_duration={value: 20, unit: steps}";

@@ -4,10 +4,9 @@
 use olmo_train::config::factories::{build_factory, llama_like};
 use olmo_train::config::model::TransformerConfig;
 use olmo_train::config::train_module::{
-    AdamWConfig, CosWithWarmup, OptimConfig, OptimGroupOverride, SchedulerConfig,
-    SkipStepAdamWConfig, TransformerTrainModuleConfig,
+    AdamWConfig, CosWithWarmup, OptimConfig, SchedulerConfig, SkipStepAdamWConfig,
+    TransformerTrainModuleConfig,
 };
-use olmo_train::data::Batch;
 use olmo_train::model::Transformer;
 use olmo_train::train::metric_names as names;
 use olmo_train::train::train_module::TrainModule;
@@ -142,12 +141,7 @@ fn twenty_training_steps_match_losses_lrs_and_grad_norms() {
                 lr: 3e-3,
                 betas: (0.9, 0.95),
                 weight_decay: 0.1,
-                group_overrides: Some(vec![OptimGroupOverride {
-                    params: vec!["embeddings.weight".into()],
-                    opts: [("weight_decay".into(), serde_yaml::Value::from(0.0))]
-                        .into_iter()
-                        .collect(),
-                }]),
+                group_overrides: common::no_embedding_decay(),
                 ..Default::default()
             }),
             max_grad_norm: Some(1.0),
@@ -166,16 +160,7 @@ fn twenty_training_steps_match_losses_lrs_and_grad_norms() {
             .enumerate()
         {
             let rows: Vec<Vec<i64>> = serde_json::from_value(ids.clone()).unwrap();
-            let flat: Vec<i64> = rows.concat();
-            let batch = Batch {
-                input_ids: Tensor::from_slice(&flat).view([rows.len() as i64, 32]),
-                label_mask: None,
-                instance_mask: None,
-                doc_lens: None,
-                max_doc_lens: None,
-                index: Vec::new(),
-                files: Vec::new(),
-            };
+            let batch = common::token_batch(&rows, 32);
             let mut out = module.train_batch(&batch).unwrap();
             module.optim_step(&mut out, i as u64 + 1, 20).unwrap();
             let ce = out.metrics.get(names::CE_LOSS).unwrap().double_value(&[]);
@@ -275,12 +260,7 @@ fn skip_step_adamw_skips_the_injected_spikes_as_olmo_core_does() {
             weight_decay: 0.1,
             rolling_interval_length: want["rolling_interval_length"].as_u64().unwrap(),
             sigma_factor: want["sigma_factor"].as_u64().unwrap(),
-            group_overrides: Some(vec![OptimGroupOverride {
-                params: vec!["embeddings.weight".into()],
-                opts: [("weight_decay".into(), serde_yaml::Value::from(0.0))]
-                    .into_iter()
-                    .collect(),
-            }]),
+            group_overrides: common::no_embedding_decay(),
             ..Default::default()
         }),
         max_grad_norm: Some(1.0),
@@ -299,15 +279,7 @@ fn skip_step_adamw_skips_the_injected_spikes_as_olmo_core_does() {
         .enumerate()
     {
         let rows: Vec<Vec<i64>> = serde_json::from_value(ids.clone()).unwrap();
-        let batch = Batch {
-            input_ids: Tensor::from_slice(&rows.concat()).view([rows.len() as i64, 32]),
-            label_mask: None,
-            instance_mask: None,
-            doc_lens: None,
-            max_doc_lens: None,
-            index: Vec::new(),
-            files: Vec::new(),
-        };
+        let batch = common::token_batch(&rows, 32);
         let mut out = module.train_batch(&batch).unwrap();
         module.optim_step(&mut out, i as u64 + 1, 20).unwrap();
         let value = |name: &str| out.metrics.get(name).unwrap().double_value(&[]);

@@ -7,7 +7,10 @@
 For the two tiny parity models (tests/fixtures/train/{olmo2,llama2}-init.safetensors, OLMo-core's own
 initialization) it builds the Hugging Face model (Olmo2ForCausalLM / LlamaForCausalLM) with OLMo-core's
 weight-name mapping (OLMo-core's src/olmo_core/nn/hf/convert.py), saves it with `save_pretrained`
-(safetensors) and records its logits for fixed ids. `check DIR` loads a folder written by
+(safetensors) and records its logits for fixed ids. A tiny OlmoeForCausalLM (4 experts, top-2, random
+weights from a fixed seed, the router's scaled up so that no token's top-2 is a near tie) is made and
+recorded the same way, once with `norm_topk_prob` off (OLMoE's setting) as `olmoe`, once on as
+`olmoe-norm`. `check DIR` loads a folder written by
 `olmo-train convert to-hf` with transformers' AutoModelForCausalLM and prints the max relative logit
 difference to the recorded logits (exit 1 above 1e-5).
 """
@@ -16,7 +19,8 @@ import sys
 
 import torch
 from safetensors.torch import load_file, save_file
-from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, Olmo2Config, Olmo2ForCausalLM
+from transformers import (AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, Olmo2Config, Olmo2ForCausalLM,
+                          OlmoeConfig, OlmoeForCausalLM)
 
 import pinned
 
@@ -64,12 +68,33 @@ def build(name):
     return model.eval()
 
 
+def build_olmoe(norm_topk_prob):
+    torch.manual_seed(7)
+    cfg = OlmoeConfig(vocab_size=512, hidden_size=16, intermediate_size=8, num_hidden_layers=2, num_attention_heads=4,
+                      num_key_value_heads=4, num_experts=4, num_experts_per_tok=2, norm_topk_prob=norm_topk_prob,
+                      rms_norm_eps=1e-5, rope_theta=10000, attention_bias=False, tie_word_embeddings=False,
+                      pad_token_id=None, bos_token_id=None, eos_token_id=None, max_position_embeddings=4096)
+    model = OlmoeForCausalLM(cfg)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("norm.weight"):
+                p.copy_(1.0 + 0.1 * torch.randn_like(p))
+            elif name.endswith("mlp.gate.weight"):
+                p.copy_(torch.randn_like(p))
+            else:
+                p.copy_(0.2 * torch.randn_like(p))
+    return model.eval()
+
+
 def main():
     pinned.require()
     if sys.argv[1:2] == ["check"]:
         folder = sys.argv[2]
-        name = json.load(open(f"{folder}/config.json"))["model_type"]
-        want = load_file(f"{OUT}/{'olmo2' if name == 'olmo2' else 'llama2'}-logits.safetensors")["logits"]
+        cfg = json.load(open(f"{folder}/config.json"))
+        name = {"olmo2": "olmo2", "llama": "llama2"}.get(cfg["model_type"])
+        if cfg["model_type"] == "olmoe":
+            name = "olmoe-norm" if cfg["norm_topk_prob"] else "olmoe"
+        want = load_file(f"{OUT}/{name}-logits.safetensors")["logits"]
         model = AutoModelForCausalLM.from_pretrained(folder, torch_dtype=torch.float32).eval()
         with torch.no_grad():
             got = model(IDS).logits
@@ -77,8 +102,8 @@ def main():
         ok = torch.allclose(got, want, rtol=1e-5, atol=1e-6)
         print(f"{folder}: {type(model).__name__} max relative logit difference {rel:.2e}")
         sys.exit(0 if ok else 1)
-    for name in ("olmo2", "llama2"):
-        model = build(name)
+    for name in ("olmo2", "llama2", "olmoe", "olmoe-norm"):
+        model = build_olmoe(name == "olmoe-norm") if name.startswith("olmoe") else build(name)
         model.save_pretrained(f"{OUT}/{name}", safe_serialization=True)
         with torch.no_grad():
             logits = model(IDS).logits

@@ -46,7 +46,7 @@ from olmo_core.data.numpy_dataset import NumpyDatasetConfig
 
 DATA_ROOT = "http://olmo-data.org/examples/c4-en/gpt2"
 
-FACTORY_PREFIXES = ("llama2_", "llama3_", "olmo2_", "olmo3_")
+FACTORY_PREFIXES = ("llama2_", "llama3_", "olmo2_", "olmo3_", "olmoe_", "smallmoe", "small_hybrid_moe")
 TOKENIZERS = {"dolma2": TokenizerConfig.dolma2(), "gpt2": TokenizerConfig.gpt2()}
 
 
@@ -73,6 +73,7 @@ def factories():
                 "vocab_size": tok.padded_vocab_size(),
                 "num_params": cfg.num_params,
                 "num_non_embedding_params": cfg.num_non_embedding_params,
+                "num_active_params": cfg.num_active_params,
             }
         out[name] = row
     return out
@@ -164,6 +165,9 @@ CASES = [
      "--trainer.max_duration={value: 100, unit: steps}", "--dataset.paths=[/a.npy, /b.npy]"],
     ["run-d", "--model-factory=llama3_8B", "--train_module.scheduler=null", "--trainer.max_duration={value: 1000000, unit: tokens}",
      "--train_module.z_loss_multiplier=1e-5", "--dataset.metadata=[{label: x}]"],
+    ["run-moe", "--model-factory=olmoe_1B_7B", "--model.block.feed_forward_moe.router.top_k=4",
+     "--model.block.feed_forward_moe.lb_loss_granularity=instance"],
+    ["run-moe-small", "--model-factory=smallmoe", "--model.block.feed_forward_moe.shared_mlp.bias=false"],
 ]
 
 OPTIONS = {"--tokenizer": "tokenizer", "--model-factory": "model_factory", "--sequence-length": "sequence_length",

@@ -6,7 +6,8 @@ import json
 
 from olmo_core.nn.transformer import TransformerConfig
 
-CASES = [("olmo2_1M", 256), ("olmo2_14M", 2048), ("olmo2_190M", 4096), ("olmo2_1B", 4096), ("olmo3_7B", 8192)]
+CASES = [("olmo2_1M", 256), ("olmo2_14M", 2048), ("olmo2_190M", 4096), ("olmo2_1B", 4096), ("olmo3_7B", 8192), ("smallmoe", 2048),
+         ("small_hybrid_moe", 2048), ("olmoe_1B_7B", 4096)]
 
 
 def main():

@@ -5,7 +5,11 @@ Prints time to first step (from LAUNCH, the wall-clock time at which the shell s
 the end of step 1), start-up (until the first batch is in hand, before any step compute) and tokens/s
 over the steps after the first (as its speed monitor does).
 
-    .venv-ref/bin/python scripts/reference/olmo_core_train_bench.py FACTORY TOKENS_NPY STEPS
+    .venv-ref/bin/python scripts/reference/olmo_core_train_bench.py FACTORY TOKENS_NPY STEPS [moe]
+
+With `moe` the factory's feed-forward becomes MOE (below: OLMo-core's dropless experts, as olmoe_1B_7B),
+with its two CUDA-only Triton kernels replaced by the plain-torch gather and scatter of
+olmo_core_moe.py; scripts/bench-moe.sh gives olmo-train the same model through overrides.
 """
 import os
 import sys
@@ -22,9 +26,27 @@ from olmo_core.nn.transformer import TransformerConfig  # noqa: E402
 from olmo_core.optim import AdamWConfig, CosWithWarmup, OptimGroupOverride  # noqa: E402
 
 factory, path, steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
+moe = sys.argv[4:5] == ["moe"]
 SEQ, GBS, MICRO = 256, 2048, 2048
+# Keep in step with scripts/bench-moe.sh.
+MOE = dict(num_experts=8, hidden_size=256, top_k=2, lb_loss_weight=0.01, z_loss_weight=0.001)
 tok = TokenizerConfig.dolma2()
-model = getattr(TransformerConfig, factory)(vocab_size=tok.padded_vocab_size()).build(init_device="cpu")
+config = getattr(TransformerConfig, factory)(vocab_size=tok.padded_vocab_size())
+if moe:
+    import olmo_core.ops.moe as moe_ops  # noqa: E402
+    from olmo_core.nn.moe import MoEConfig, MoERouterConfig, MoEType  # noqa: E402
+    from olmo_core.nn.transformer import TransformerBlockType, TransformerType  # noqa: E402
+    from olmo_core_moe import gather, scatter  # noqa: E402
+
+    moe_ops.gather, moe_ops.scatter = gather, scatter
+    config.name = TransformerType.moe
+    config.block.name = TransformerBlockType.moe_reordered_norm
+    config.block.feed_forward = None
+    config.block.feed_forward_moe = MoEConfig(
+        name=MoEType.dropless, num_experts=MOE["num_experts"], hidden_size=MOE["hidden_size"],
+        router=MoERouterConfig(top_k=MOE["top_k"]), lb_loss_weight=MOE["lb_loss_weight"],
+        z_loss_weight=MOE["z_loss_weight"])
+model = config.build(init_device="cpu")
 model.init_weights(device=torch.device("cpu"))
 optim = AdamWConfig(lr=0.01, weight_decay=0.01, group_overrides=[OptimGroupOverride(params=["embeddings.weight"], opts=dict(weight_decay=0.0))]).build(model)
 sched = CosWithWarmup(warmup=10)
@@ -54,4 +76,4 @@ for step, batch in enumerate(dl, start=1):
     if step == steps:
         break
 elapsed = time.time() - first_step_end
-print(f"olmo-core {factory}: time to first step {first_step_end - T0:.2f} s, {(steps - 1) * GBS / elapsed:.0f} tokens/s, start-up {startup:.2f} s")
+print(f"olmo-core {factory}{'+moe' if moe else ''}: time to first step {first_step_end - T0:.2f} s, {(steps - 1) * GBS / elapsed:.0f} tokens/s, start-up {startup:.2f} s")

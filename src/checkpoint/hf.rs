@@ -1,13 +1,16 @@
 //! Conversion between olmo-train checkpoints and Hugging Face folders (`config.json` + safetensors, one
-//! file or shards with `model.safetensors.index.json`) for Llama, OLMo 2 and OLMo 3, with OLMo-core's
-//! name mapping (`src/olmo_core/nn/hf/convert.py`). No tensor is transposed or permuted: the RoPE layouts
-//! agree. Both directions write a staging folder and rename it into place.
+//! file or shards with `model.safetensors.index.json`) for Llama, OLMo 2, OLMo 3 and OLMoE, with
+//! OLMo-core's name mapping (`src/olmo_core/nn/hf/convert.py`). The RoPE layouts agree, so dense
+//! tensors pass unchanged; OLMoE's per-expert projections are stacked into OLMo-core's expert tensors
+//! (`hf_experts.rs`) and its router (`mlp.gate`) flattened. Both directions write a staging folder and
+//! rename it into place.
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 use tch::{Kind, Tensor};
 
+use super::hf_experts as experts;
 use super::{layout, tensor_io};
 use crate::config::factories::{build_factory, llama_like};
 use crate::config::model::{
@@ -22,6 +25,8 @@ enum Family {
     Llama,
     Olmo2,
     Olmo3,
+    /// `OlmoeForCausalLM`: pre-norm blocks (OLMo-core's `moe`) with QK-norm and routed experts.
+    Olmoe,
 }
 
 /// `(olmo-train name, Hugging Face name)` for every weight of `cfg`.
@@ -49,13 +54,16 @@ fn name_map(cfg: &TransformerConfig, family: Family) -> Vec<(String, String)> {
                 ("attention.k_norm", "self_attn.k_norm"),
             ]);
         }
-        pairs.extend([
-            ("feed_forward.w1", "mlp.gate_proj"),
-            ("feed_forward.w2", "mlp.down_proj"),
-            ("feed_forward.w3", "mlp.up_proj"),
-        ]);
         match family {
-            Family::Llama => pairs.extend([
+            Family::Olmoe => pairs.push(("feed_forward_moe.router", "mlp.gate")),
+            _ => pairs.extend([
+                ("feed_forward.w1", "mlp.gate_proj"),
+                ("feed_forward.w2", "mlp.down_proj"),
+                ("feed_forward.w3", "mlp.up_proj"),
+            ]),
+        }
+        match family {
+            Family::Llama | Family::Olmoe => pairs.extend([
                 ("attention_norm", "input_layernorm"),
                 ("feed_forward_norm", "post_attention_layernorm"),
             ]),
@@ -81,10 +89,14 @@ fn family_of(cfg: &TransformerConfig) -> Result<Family> {
         (BlockName::Default, false) => Ok(Family::Llama),
         (BlockName::ReorderedNorm, false) => Ok(Family::Olmo2),
         (BlockName::ReorderedNorm, true) => Ok(Family::Olmo3),
+        (BlockName::Moe, false) => {
+            experts::check_convertible(cfg)?;
+            Ok(Family::Olmoe)
+        }
         (other, _) => Err(Error::NotSupported {
             path: "model.block.name".into(),
             value: format!("{other:?}"),
-            hint: "HF conversion covers default (Llama) and reordered_norm (OLMo 2/3) blocks"
+            hint: "HF conversion covers default (Llama), reordered_norm (OLMo 2/3) and moe (OLMoE) blocks"
                 .into(),
         }),
     }
@@ -145,10 +157,13 @@ pub fn model_config_from_hf(cfg: &Value, path: &Path) -> Result<TransformerConfi
         Some("llama") => Family::Llama,
         Some("olmo2") => Family::Olmo2,
         Some("olmo3") => Family::Olmo3,
+        Some("olmoe") => Family::Olmoe,
         other => {
             return Err(Error::Input {
                 path: path.to_path_buf(),
-                reason: format!("model_type {other:?}: conversion covers llama, olmo2 and olmo3"),
+                reason: format!(
+                    "model_type {other:?}: conversion covers llama, olmo2, olmo3 and olmoe"
+                ),
             })
         }
     };
@@ -186,7 +201,9 @@ pub fn model_config_from_hf(cfg: &Value, path: &Path) -> Result<TransformerConfi
     if let Some(rope) = m.block.sequence_mixer.rope.as_mut() {
         rope.theta = theta as u64;
     }
-    if let Some(ff) = m.block.feed_forward.as_mut() {
+    if family == Family::Olmoe {
+        experts::olmoe_config(&mut m, cfg, path)?;
+    } else if let Some(ff) = m.block.feed_forward.as_mut() {
         ff.hidden_size = field(cfg, "intermediate_size", path)?;
     }
     for norm in [m.block.layer_norm.as_mut(), m.lm_head.layer_norm.as_mut()]
@@ -196,7 +213,9 @@ pub fn model_config_from_hf(cfg: &Value, path: &Path) -> Result<TransformerConfi
         norm.eps = Some(eps);
     }
     if family != Family::Llama {
-        m.block.name = BlockName::ReorderedNorm;
+        if family != Family::Olmoe {
+            m.block.name = BlockName::ReorderedNorm;
+        }
         let qk = m.block.layer_norm.clone();
         m.block.sequence_mixer.qk_norm = qk;
         m.block.sequence_mixer.use_head_qk_norm = Some(false);
@@ -261,7 +280,11 @@ pub fn from_hf(hf_dir: &Path, out: &Path, factory: Option<&str>) -> Result<PathB
             path: hf_dir.to_path_buf(),
             reason: format!("missing tensor {theirs}"),
         })?;
+        let t = experts::router_from_hf(&ours, t);
         tensors.push((ours, t.to_kind(Kind::Float).contiguous()));
+    }
+    if family == Family::Olmoe {
+        tensors.extend(experts::from_hf(&model, &mut stored, hf_dir)?);
     }
     let mut experiment =
         crate::config::example::build_example_config(&ExampleOptions::new("converted"))?;
@@ -307,7 +330,13 @@ pub fn to_hf(ckpt: &Path, out: &Path, dtype: Kind) -> Result<PathBuf> {
             path: dir.join(layout::MODEL),
             reason: format!("missing tensor {ours}"),
         })?;
+        let t = experts::router_to_hf(model, &ours, t);
         tensors.push((theirs, t.to_kind(dtype).contiguous()));
+    }
+    if family == Family::Olmoe {
+        for (name, t) in experts::to_hf(model, &stored, &dir.join(layout::MODEL))? {
+            tensors.push((name, t.to_kind(dtype).contiguous()));
+        }
     }
     let hf_config = hf_config(model, family, dtype)?;
     write_folder(out, |tmp| {
@@ -327,6 +356,7 @@ fn hf_config(m: &TransformerConfig, family: Family, dtype: Kind) -> Result<Value
         Family::Llama => ("LlamaForCausalLM", "llama"),
         Family::Olmo2 => ("Olmo2ForCausalLM", "olmo2"),
         Family::Olmo3 => ("Olmo3ForCausalLM", "olmo3"),
+        Family::Olmoe => ("OlmoeForCausalLM", "olmoe"),
     };
     let mut c = json!({
         "architectures": [arch],
@@ -350,6 +380,9 @@ fn hf_config(m: &TransformerConfig, family: Family, dtype: Kind) -> Result<Value
     });
     if family == Family::Llama {
         c["mlp_bias"] = json!(false);
+    }
+    if family == Family::Olmoe {
+        experts::olmoe_hf_config(m, &mut c);
     }
     if let (Family::Olmo3, Some(sw)) = (family, &att.sliding_window) {
         let window = sw

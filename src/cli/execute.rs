@@ -162,19 +162,21 @@ fn tokenize_summary_text(s: &TokenizeSummary) -> String {
     text
 }
 
-/// `olmo-train list-models`: every factory with its parameter counts for the default (dolma2) tokenizer.
+/// `olmo-train list-models`: every factory with its parameter counts (total, without the embeddings,
+/// and active per token, which differs for mixtures of experts) for the default (dolma2) tokenizer.
 pub fn list_models() -> String {
     let vocab = TokenizerConfig::dolma2().padded_vocab_size();
     let mut s = format!(
-        "{:<14} {:>16} {:>16}   (vocab {vocab}, dolma2 padded)\n",
-        "factory", "parameters", "non-embedding"
+        "{:<16} {:>16} {:>16} {:>16}   (vocab {vocab}, dolma2 padded)\n",
+        "factory", "parameters", "non-embedding", "active"
     );
     for name in factory_names() {
         if let Ok(c) = build_factory(name, vocab) {
             s.push_str(&format!(
-                "{name:<14} {:>16} {:>16}\n",
+                "{name:<16} {:>16} {:>16} {:>16}\n",
                 c.num_params(),
-                c.num_non_embedding_params()
+                c.num_non_embedding_params(),
+                c.num_active_params()
             ));
         }
     }

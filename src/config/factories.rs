@@ -1,9 +1,12 @@
-//! OLMo-core's dense `TransformerConfig` classmethods (`llama2_*`, `llama3_*`, `olmo2_*`, `olmo3_*`) as one
-//! table over one builder, `llama_like`, which mirrors OLMo-core's `TransformerConfig.llama_like`.
+//! OLMo-core's `TransformerConfig` classmethods: the dense ones (`llama2_*`, `llama3_*`, `olmo2_*`,
+//! `olmo3_*`) as one table over one builder, `llama_like`, which mirrors OLMo-core's
+//! `TransformerConfig.llama_like`, and the mixtures of experts (`smallmoe`, `small_hybrid_moe`,
+//! `olmoe_1B_7B`) on top of it.
 use crate::config::model::{
     AttentionConfig, BlockName, FeedForwardConfig, LMHeadConfig, LayerNormConfig, LayerNormName,
     RoPEConfig, SlidingWindowAttentionConfig, TransformerBlockConfig, TransformerConfig,
 };
+use crate::config::moe::{MoEConfig, MoERouterConfig, MoEType};
 use crate::config::DType;
 use crate::error::{Error, Result};
 
@@ -144,22 +147,114 @@ const FACTORIES: &[Factory] = &[
     ),
 ];
 
-/// The names of every factory, in table order.
+/// The names of every factory, in table order (the dense ones, then the mixtures of experts).
 pub fn factory_names() -> impl Iterator<Item = &'static str> {
-    FACTORIES.iter().map(|f| f.name)
+    FACTORIES
+        .iter()
+        .map(|f| f.name)
+        .chain(MOE_FACTORIES.iter().map(|m| m.name))
 }
 
 /// Builds the named factory's config for an (already padded) vocabulary size.
 pub fn build_factory(name: &str, vocab_size: u64) -> Result<TransformerConfig> {
-    let factory =
-        FACTORIES
-            .iter()
-            .find(|f| f.name == name)
-            .ok_or_else(|| Error::UnknownFactory {
-                name: name.to_string(),
-                valid: factory_names().collect::<Vec<_>>().join(", "),
-            })?;
-    Ok(build(factory, vocab_size))
+    if let Some(factory) = FACTORIES.iter().find(|f| f.name == name) {
+        return Ok(build(factory, vocab_size));
+    }
+    if let Some(moe) = MOE_FACTORIES.iter().find(|m| m.name == name) {
+        return Ok(build_moe(moe, vocab_size));
+    }
+    Err(Error::UnknownFactory {
+        name: name.to_string(),
+        valid: factory_names().collect::<Vec<_>>().join(", "),
+    })
+}
+
+/// One of OLMo-core's mixture-of-experts classmethods: an OLMo 2 `llama_like` base (QK-norm, eps
+/// 1e-6, theta 500k) whose feed-forward is routed through experts.
+struct MoEFactory {
+    name: &'static str,
+    d_model: u64,
+    n_layers: u64,
+    n_heads: u64,
+    kind: MoEType,
+    num_experts: u64,
+    top_k: u64,
+    /// A shared expert (`shared_mlp`) of `2 x d_model` (smallmoe).
+    shared_expert: bool,
+    /// A dense feed-forward of `2 x d_model` beside the experts (`moe_hybrid_reordered_norm`).
+    hybrid: bool,
+}
+
+const MOE_FACTORIES: &[MoEFactory] = &[
+    MoEFactory {
+        name: "smallmoe",
+        d_model: 768,
+        n_layers: 12,
+        n_heads: 12,
+        kind: MoEType::Default,
+        num_experts: 32,
+        top_k: 4,
+        shared_expert: true,
+        hybrid: false,
+    },
+    MoEFactory {
+        name: "small_hybrid_moe",
+        d_model: 768,
+        n_layers: 12,
+        n_heads: 12,
+        kind: MoEType::Default,
+        num_experts: 32,
+        top_k: 4,
+        shared_expert: false,
+        hybrid: true,
+    },
+    MoEFactory {
+        name: "olmoe_1B_7B",
+        d_model: 2048,
+        n_layers: 16,
+        n_heads: 16,
+        kind: MoEType::Dropless,
+        num_experts: 64,
+        top_k: 8,
+        shared_expert: false,
+        hybrid: false,
+    },
+];
+
+fn build_moe(m: &MoEFactory, vocab_size: u64) -> TransformerConfig {
+    let mut cfg = build(
+        &row(m.name, O2, m.d_model, m.n_layers, m.n_heads),
+        vocab_size,
+    );
+    cfg.name = "moe".into();
+    cfg.block.name = if m.hybrid {
+        BlockName::MoeHybridReorderedNorm
+    } else {
+        BlockName::MoeReorderedNorm
+    };
+    cfg.block.feed_forward = m.hybrid.then(|| FeedForwardConfig {
+        hidden_size: 2 * m.d_model,
+        bias: Some(false),
+        ..FeedForwardConfig::default()
+    });
+    cfg.block.feed_forward_moe = Some(MoEConfig {
+        name: m.kind,
+        num_experts: m.num_experts,
+        hidden_size: m.d_model / 2,
+        router: MoERouterConfig {
+            top_k: m.top_k,
+            ..MoERouterConfig::default()
+        },
+        // OLMo-core leaves the shared expert's bias at FeedForwardConfig's default.
+        shared_mlp: m.shared_expert.then(|| FeedForwardConfig {
+            hidden_size: 2 * m.d_model,
+            ..FeedForwardConfig::default()
+        }),
+        lb_loss_weight: Some(0.01),
+        z_loss_weight: Some(0.001),
+        ..MoEConfig::default()
+    });
+    cfg
 }
 
 /// A Llama-2-style config that no factory names (tests and experiments): OLMo-core's `llama_like` with
@@ -237,6 +332,7 @@ fn build(f: &Factory, vocab_size: u64) -> TransformerConfig {
             f.hidden_size_multiple_of,
         ),
         bias: Some(false),
+        dtype: Some(DType::Float32),
         ..FeedForwardConfig::default()
     };
     TransformerConfig {

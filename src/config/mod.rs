@@ -9,6 +9,7 @@ pub mod example;
 pub mod factories;
 pub mod model;
 mod model_size;
+pub mod moe;
 pub mod overrides;
 pub mod resolve;
 pub mod support;

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_yaml::Value;
 
+use super::moe::MoEConfig;
 use super::DType;
 
 /// `TransformerBlockType`.
@@ -230,7 +231,7 @@ pub struct FeedForwardConfig {
     pub hidden_size: u64,
     pub name: String,
     pub bias: Option<bool>,
-    pub dtype: DType,
+    pub dtype: Option<DType>,
     pub activation: String,
 }
 
@@ -240,7 +241,7 @@ impl Default for FeedForwardConfig {
             hidden_size: 0,
             name: "default".into(),
             bias: None,
-            dtype: DType::Float32,
+            dtype: None,
             activation: "silu".into(),
         }
     }
@@ -264,7 +265,7 @@ pub struct TransformerBlockConfig {
     pub sequence_mixer: AttentionConfig,
     pub layer_norm: Option<LayerNormConfig>,
     pub feed_forward: Option<FeedForwardConfig>,
-    pub feed_forward_moe: Option<Value>,
+    pub feed_forward_moe: Option<MoEConfig>,
     pub name: BlockName,
     pub dropout: Option<f64>,
     pub attention_residual_alpha: Option<f64>,
@@ -287,16 +288,50 @@ impl Default for TransformerBlockConfig {
 }
 
 impl TransformerBlockConfig {
+    /// OLMo-core's `TransformerBlockConfig.num_params`: attention and its norm, then each
+    /// feed-forward present (dense, mixture of experts) with its norm.
     pub fn num_params(&self, d_model: u64) -> u64 {
-        let norms = self
+        let norm = self
             .layer_norm
             .as_ref()
-            .map_or(0, |n| 2 * n.num_params(d_model));
+            .map_or(0, |n| n.num_params(d_model));
         let ff = self
             .feed_forward
             .as_ref()
-            .map_or(0, |f| f.num_params(d_model));
-        self.sequence_mixer.num_params(d_model) + norms + ff
+            .map_or(0, |f| f.num_params(d_model) + norm);
+        let moe = self
+            .feed_forward_moe
+            .as_ref()
+            .map_or(0, |m| m.num_params(d_model) + norm);
+        self.sequence_mixer.num_params(d_model) + norm + ff + moe
+    }
+
+    /// What one token uses: `num_params` less the experts the router does not pick.
+    pub fn num_active_params(&self, d_model: u64) -> u64 {
+        let inactive = self
+            .feed_forward_moe
+            .as_ref()
+            .map_or(0, |m| m.num_params(d_model) - m.num_active_params(d_model));
+        self.num_params(d_model) - inactive
+    }
+
+    /// Whether the block kind routes its feed-forward through experts.
+    pub fn is_moe(&self) -> bool {
+        self.name.is_moe()
+    }
+}
+
+impl BlockName {
+    pub fn is_moe(self) -> bool {
+        matches!(
+            self,
+            Self::Moe | Self::MoeReorderedNorm | Self::MoeHybrid | Self::MoeHybridReorderedNorm
+        )
+    }
+
+    /// The hybrid kinds run a dense feed-forward beside the experts.
+    pub fn is_hybrid(self) -> bool {
+        matches!(self, Self::MoeHybrid | Self::MoeHybridReorderedNorm)
     }
 }
 

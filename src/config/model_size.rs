@@ -17,6 +17,14 @@ impl TransformerConfig {
         embeddings + embedding_norm + blocks + self.lm_head_norm_and_bias() + head_matrix
     }
 
+    /// What one token uses, as OLMo-core's `num_active_params`: the total less every block's experts
+    /// that the router does not pick (equal to `num_params` for dense models).
+    pub fn num_active_params(&self) -> u64 {
+        let d = self.d_model;
+        self.num_params()
+            - self.n_layers * (self.block.num_params(d) - self.block.num_active_params(d))
+    }
+
     /// Whether any layer attends through a sliding window.
     pub fn has_sliding_window(&self) -> bool {
         (0..self.n_layers as usize).any(|i| self.layer_window(i).is_some())
@@ -31,12 +39,19 @@ impl TransformerConfig {
     pub fn flops_per_token(&self, seq_len: u64) -> u64 {
         let d = self.d_model;
         let att = &self.block.sequence_mixer;
+        // OLMo-core's hybrid MoE blocks count attention and experts only, not their dense
+        // feed-forward; the MFU numerator follows OLMo-core's.
+        let dense_ff = match self.block.name.is_hybrid() {
+            true => None,
+            false => self.block.feed_forward.as_ref(),
+        };
         let per_block_params = 6 * att.num_params(d)
-            + 6 * self
+            + 6 * dense_ff.map_or(0, |f| f.num_params(d))
+            + self
                 .block
-                .feed_forward
+                .feed_forward_moe
                 .as_ref()
-                .map_or(0, |f| f.num_params(d));
+                .map_or(0, |m| m.flops_per_token(d));
         let attended: u64 = (0..self.n_layers as usize)
             .map(|i| {
                 let pairs = match self.layer_window(i) {

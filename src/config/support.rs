@@ -5,7 +5,8 @@ use crate::config::DType;
 use serde::Serialize;
 
 use super::callbacks::Callbacks;
-use super::model::{BlockName, LayerNormName};
+use super::model::{BlockName, FeedForwardConfig, LayerNormName};
+use super::moe::{GatingFunction, MoEConfig};
 use super::train_module::DataParallelType;
 use super::ExperimentConfig;
 use crate::error::Error;
@@ -72,27 +73,43 @@ fn check_model(c: &mut Checker, config: &ExperimentConfig) {
     let b = &m.block;
     let a = &b.sequence_mixer;
     c.flag(
-        m.name != "default",
+        m.name != "default" && m.name != "moe",
         "model.name",
         &m.name,
-        "only 'default' transformers are built",
+        "transformers built: default, moe",
     );
     c.flag(
-        !matches!(b.name, BlockName::Default | BlockName::ReorderedNorm),
+        !matches!(b.name, BlockName::Default | BlockName::ReorderedNorm) && !b.name.is_moe(),
         "model.block.name",
         b.name,
-        "block kinds built: default, reordered_norm",
-    );
-    c.set(
-        &b.feed_forward_moe,
-        "model.block.feed_forward_moe",
-        "mixture-of-experts is not built",
+        "block kinds built: default, reordered_norm, moe, moe_reordered_norm, moe_hybrid, moe_hybrid_reordered_norm",
     );
     c.flag(
-        b.feed_forward.is_none(),
+        b.feed_forward.is_none() && (!b.name.is_moe() || b.name.is_hybrid()),
         "model.block.feed_forward",
         "null",
-        "a dense feed-forward is required",
+        "this block kind needs a dense feed-forward",
+    );
+    c.flag(
+        b.name.is_moe() && b.feed_forward_moe.is_none(),
+        "model.block.feed_forward_moe",
+        "null",
+        "a mixture-of-experts block needs its experts",
+    );
+    c.flag(
+        !b.name.is_moe() && b.feed_forward_moe.is_some(),
+        "model.block.feed_forward_moe",
+        "{...}",
+        "experts need a moe block kind (model.block.name: moe, moe_reordered_norm, ...)",
+    );
+    if let Some(moe) = &b.feed_forward_moe {
+        check_moe(c, moe);
+    }
+    c.flag(
+        b.name.is_moe() && config.train_module.ac_config.is_some(),
+        "train_module.ac_config",
+        "{...}",
+        "activation checkpointing of mixture-of-experts blocks is not built yet: leave it null",
     );
     c.set(&b.dropout, "model.block.dropout", LEAVE_NULL);
     c.set(
@@ -230,24 +247,7 @@ fn check_model(c: &mut Checker, config: &ExperimentConfig) {
         );
     }
     if let Some(ff) = &b.feed_forward {
-        c.flag(
-            ff.name != "default",
-            "model.block.feed_forward.name",
-            &ff.name,
-            "feed-forward kinds built: default",
-        );
-        c.flag(
-            ff.bias == Some(true),
-            "model.block.feed_forward.bias",
-            true,
-            "projections have no bias",
-        );
-        c.flag(
-            ff.activation != "silu",
-            "model.block.feed_forward.activation",
-            &ff.activation,
-            "SwiGLU uses silu",
-        );
+        check_feed_forward(c, ff, "model.block.feed_forward");
     }
     c.flag(
         m.lm_head.name != "default",
@@ -261,6 +261,83 @@ fn check_model(c: &mut Checker, config: &ExperimentConfig) {
         true,
         "the LM head has no bias",
     );
+}
+
+/// A dense feed-forward (the block's or a shared expert) as built: SwiGLU without bias. OLMo-core's
+/// `bias: null` means a bias.
+fn check_feed_forward(c: &mut Checker, ff: &FeedForwardConfig, path: &str) {
+    c.flag(
+        ff.name != "default",
+        &format!("{path}.name"),
+        &ff.name,
+        "feed-forward kinds built: default",
+    );
+    c.flag(
+        ff.bias.unwrap_or(true),
+        &format!("{path}.bias"),
+        ff.bias,
+        "projections have no bias: set it to false",
+    );
+    c.flag(
+        ff.activation != "silu",
+        &format!("{path}.activation"),
+        &ff.activation,
+        "SwiGLU uses silu",
+    );
+}
+
+fn check_moe(c: &mut Checker, moe: &MoEConfig) {
+    const P: &str = "model.block.feed_forward_moe";
+    let r = &moe.router;
+    c.flag(
+        moe.num_experts == 0,
+        &format!("{P}.num_experts"),
+        moe.num_experts,
+        "at least one expert",
+    );
+    c.flag(
+        r.top_k == 0 || r.top_k > moe.num_experts,
+        &format!("{P}.router.top_k"),
+        r.top_k,
+        "between 1 and num_experts",
+    );
+    c.flag(
+        r.name != "default",
+        &format!("{P}.router.name"),
+        &r.name,
+        "routers built: default (linear)",
+    );
+    c.flag(
+        r.gating_function == GatingFunction::TopkSoftmax,
+        &format!("{P}.router.gating_function"),
+        r.gating_function,
+        "gating functions built: softmax, sigmoid (OLMo-core 3.0.0 does not implement topk_softmax either)",
+    );
+    c.set(
+        &r.bias_gamma,
+        &format!("{P}.router.bias_gamma"),
+        "auxiliary-loss-free balancing is not built yet: leave it null",
+    );
+    c.flag(
+        r.random_expert_assignment,
+        &format!("{P}.router.random_expert_assignment"),
+        true,
+        "a benchmarking aid not built: leave it false",
+    );
+    c.flag(
+        r.dtype.is_some_and(|d| d != DType::Float32) || moe.dtype != DType::Float32,
+        &format!("{P}.dtype"),
+        moe.dtype,
+        "experts keep fp32 master weights",
+    );
+    c.set(
+        &moe.latent_moe,
+        &format!("{P}.latent_moe"),
+        "latent experts are not built yet: leave it null",
+    );
+    if let Some(shared) = &moe.shared_mlp {
+        check_feed_forward(c, shared, &format!("{P}.shared_mlp"));
+    }
 }
 
 fn check_data(c: &mut Checker, config: &ExperimentConfig) {

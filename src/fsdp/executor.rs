@@ -22,10 +22,11 @@ extern "C" {
     ) -> c_int;
 }
 
-/// What the forward leaves for the backward: per unit, its input (a leaf, except the token ids) and
-/// its output.
+/// What the forward leaves for the backward: per unit, its input (a leaf, except the token ids), its
+/// output, and the auxiliary loss it produced (a mixture of experts' router losses), which must be
+/// back-propagated together with the output since both share the unit's graph.
 pub struct Tape {
-    entries: Vec<(Unit, Tensor, Tensor)>,
+    entries: Vec<(Unit, Tensor, Tensor, Option<Tensor>)>,
 }
 
 fn training_error(reason: String) -> Error {
@@ -34,7 +35,8 @@ fn training_error(reason: String) -> Error {
 
 impl ShardedModel {
     /// The final-norm hidden states of `ids` (the LM head's weights stay gathered for the loss);
-    /// blocks marked in `checkpointed` are recomputed in backward.
+    /// blocks marked in `checkpointed` are recomputed in backward. `aux_loss(unit)`, called after each
+    /// unit ran, gives the auxiliary loss that unit added, if any.
     pub fn forward(
         &mut self,
         model: &Transformer,
@@ -42,6 +44,7 @@ impl ShardedModel {
         docs: Option<&DocLens>,
         checkpointed: &[bool],
         keep: &mut Recomputes,
+        aux_loss: &mut dyn FnMut(Unit) -> Option<Tensor>,
     ) -> Result<(Tensor, Tape)> {
         let ctx = keep.keep_context(model.context(ids, docs));
         let units = model.units();
@@ -64,7 +67,7 @@ impl ShardedModel {
             if unit != Unit::Head {
                 self.units[k].reshard()?;
             }
-            entries.push((unit, x, y.shallow_clone()));
+            entries.push((unit, x, y.shallow_clone(), aux_loss(unit)));
             h = y;
         }
         Ok((h, Tape { entries }))
@@ -80,7 +83,7 @@ impl ShardedModel {
         self.units[head].reshard()?;
         let mut grad = tape.entries[head].1.grad();
         for k in (0..head).rev() {
-            let (unit, x, y) = &tape.entries[k];
+            let (unit, x, y, aux) = &tape.entries[k];
             // The embedding's backward needs only the token ids, never the weights.
             if *unit != Unit::Embeddings {
                 self.gather(k)?;
@@ -89,8 +92,15 @@ impl ShardedModel {
                 }
                 self.wait(k)?;
             }
+            let mut outs = Vec::new();
             if grad.defined() {
-                backward_from(y, &grad).map_err(|e| training_error(format!("{unit:?}: {e}")))?;
+                outs.push((y.shallow_clone(), grad.shallow_clone()));
+            }
+            if let Some(aux) = aux {
+                outs.push((aux.shallow_clone(), aux.ones_like()));
+            }
+            if !outs.is_empty() {
+                backward_from(&outs).map_err(|e| training_error(format!("{unit:?}: {e}")))?;
             }
             self.reduce(k, last_microbatch)?;
             self.units[k].reshard()?;
@@ -117,12 +127,18 @@ impl ShardedModel {
     }
 }
 
-/// `torch.autograd.backward(y, grad)`.
-fn backward_from(y: &Tensor, grad: &Tensor) -> std::result::Result<(), String> {
-    let mut outs = [y.as_ptr() as *mut torch_sys::C_tensor];
-    let mut grads = [grad.as_ptr() as *mut torch_sys::C_tensor];
+/// `torch.autograd.backward(outputs, grads)` over `(output, grad)` pairs.
+fn backward_from(pairs: &[(Tensor, Tensor)]) -> std::result::Result<(), String> {
+    let mut outs: Vec<_> = pairs
+        .iter()
+        .map(|(y, _)| y.as_ptr() as *mut torch_sys::C_tensor)
+        .collect();
+    let mut grads: Vec<_> = pairs
+        .iter()
+        .map(|(_, g)| g.as_ptr() as *mut torch_sys::C_tensor)
+        .collect();
     // SAFETY: live tensor handles for the duration of the call.
-    match unsafe { shim_backward(outs.as_mut_ptr(), grads.as_mut_ptr(), 1) } {
+    match unsafe { shim_backward(outs.as_mut_ptr(), grads.as_mut_ptr(), pairs.len() as c_int) } {
         0 => Ok(()),
         _ => Err(last_shim_error()),
     }
@@ -162,7 +178,9 @@ mod tests {
             let (model, mut s) = sharded(prefetch);
             let ids = Tensor::randint(64, [2, 8], (Kind::Int64, Device::Cpu));
             let mut keep = Recomputes::default();
-            let (h, tape) = s.forward(&model, &ids, None, &[], &mut keep).unwrap();
+            let (h, tape) = s
+                .forward(&model, &ids, None, &[], &mut keep, &mut |_| None)
+                .unwrap();
             let loss = h
                 .linear::<Tensor>(model.lm_head_weight(), None)
                 .to_kind(Kind::Float)
@@ -186,7 +204,8 @@ mod tests {
         let (mut model, mut s) = sharded(1);
         let ids = Tensor::randint(64, [2, 8], (Kind::Int64, Device::Cpu));
         let mut keep = Recomputes::default();
-        let (h, _) = tch::no_grad(|| s.forward(&model, &ids, None, &[], &mut keep)).unwrap();
+        let (h, _) =
+            tch::no_grad(|| s.forward(&model, &ids, None, &[], &mut keep, &mut |_| None)).unwrap();
         s.reshard_all().unwrap();
         let shared = Arc::new(Mutex::new(s));
         model.set_gate(Arc::new(Gate(shared.clone())));

@@ -6,6 +6,7 @@ pub mod block;
 pub mod checkpointing;
 pub mod context;
 pub mod flash;
+pub mod moe;
 pub mod norm;
 pub mod params;
 pub mod rope;

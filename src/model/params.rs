@@ -13,8 +13,17 @@ pub struct ParamBuilder<'a> {
     deferred: bool,
     /// In OLMo-core's `named_parameters()` order.
     pub params: Vec<(String, Tensor)>,
-    /// Weights in initialization order (as indices into `params`) with their std.
-    pub init_order: Vec<(usize, f64)>,
+    /// Weights in initialization order (as indices into `params`) with their draw.
+    pub init_order: Vec<(usize, Draw)>,
+}
+
+/// How `init_weights` draws one weight.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Draw {
+    /// A normal of this std truncated at ±3 std (OLMo-core's `normal` init).
+    TruncNormal(f64),
+    /// Uniform in ±bound (`torch.nn.Linear`'s default, `1/sqrt(fan_in)`).
+    Uniform(f64),
 }
 
 impl<'a> ParamBuilder<'a> {
@@ -39,28 +48,40 @@ impl<'a> ParamBuilder<'a> {
 
     /// `{prefix}.{name}.weight` of shape `dims`, zero-filled.
     pub fn weight(&mut self, prefix: &str, name: &str, dims: &[i64]) -> Tensor {
-        let path = prefix
+        let module = if prefix.is_empty() {
+            name.to_string()
+        } else {
+            format!("{prefix}.{name}")
+        };
+        self.param(&module, "weight", dims)
+    }
+
+    /// The parameter `{module}.{leaf}` of shape `dims`, zero-filled (OLMo-core's experts are bare
+    /// parameters such as `experts.mlp.w1`, not `Linear` weights).
+    pub fn param(&mut self, module: &str, leaf: &str, dims: &[i64]) -> Tensor {
+        let path = module
             .split('.')
             .filter(|p| !p.is_empty())
             .fold(self.root.clone(), |p, c| p.sub(c));
         let t = match self.deferred {
             true => self.deferred_weight(dims),
-            false => path.sub(name).var("weight", dims, Init::Const(0.0)),
+            false => path.var(leaf, dims, Init::Const(0.0)),
         };
-        let full = if prefix.is_empty() {
-            format!("{name}.weight")
-        } else {
-            format!("{prefix}.{name}.weight")
-        };
-        self.params.push((full, t.shallow_clone()));
+        self.params
+            .push((format!("{module}.{leaf}"), t.shallow_clone()));
         t
     }
 
     /// Queues `weight` for `init_weights`, drawn from a truncated normal of `std` after those queued
     /// before it.
     pub fn init(&mut self, weight: &Tensor, std: f64) {
+        self.init_with(weight, Draw::TruncNormal(std));
+    }
+
+    /// Queues `weight` for `init_weights` with `draw`, after those queued before it.
+    pub fn init_with(&mut self, weight: &Tensor, draw: Draw) {
         if let Some(i) = self.params.iter().rposition(|(_, t)| t.is_set_to(weight)) {
-            self.init_order.push((i, std));
+            self.init_order.push((i, draw));
         }
     }
 }

@@ -1,13 +1,15 @@
-//! OLMo-core's `Transformer` for the dense factories: embeddings, blocks, final RMSNorm and an untied
-//! LM head, with OLMo-core's state-dict names (`blocks.0.attention.w_q.weight`, ...) and parameter order,
-//! fp32 master weights, and its `normal` initialization.
+//! OLMo-core's `Transformer` (and `MoETransformer`, whose blocks route through experts): embeddings,
+//! blocks, final RMSNorm and an untied LM head, with OLMo-core's state-dict names
+//! (`blocks.0.attention.w_q.weight`, ...) and parameter order, fp32 master weights, and its `normal`
+//! initialization.
 use tch::nn;
 use tch::{Device, Kind, Tensor};
 
 use super::block::Block;
 use super::context::{DocLens, ForwardContext};
+use super::moe::RouterRecord;
 use super::norm::RmsNorm;
-use super::params::ParamBuilder;
+use super::params::{Draw, ParamBuilder};
 use super::rope::Rope;
 use super::units::Unit;
 use crate::config::model::{LayerNormConfig, TransformerConfig};
@@ -22,9 +24,9 @@ pub struct Transformer {
     rope: Rope,
     /// Parameters in OLMo-core's `named_parameters()` order.
     params: Vec<(String, Tensor)>,
-    /// Weights in initialization order (indices into `params`) with their std (OLMo-core's
+    /// Weights in initialization order (indices into `params`) with their draw (OLMo-core's
     /// `init_weights`).
-    init_order: Vec<(usize, f64)>,
+    init_order: Vec<(usize, Draw)>,
     /// With sharded parameters: brings each unit's weights in before it runs and frees them after.
     gate: Option<std::sync::Arc<dyn UnitGate>>,
 }
@@ -138,9 +140,15 @@ impl Transformer {
             around(unit, &|| {
                 self.reset_unit_norms(unit);
                 tch::no_grad(|| {
-                    for &(i, std) in &self.init_order {
+                    for &(i, draw) in &self.init_order {
                         if self.params[i].0.starts_with(&prefix) {
-                            trunc_normal(&self.params[i].1, std);
+                            match draw {
+                                Draw::TruncNormal(std) => trunc_normal(&self.params[i].1, std),
+                                Draw::Uniform(bound) => {
+                                    let _ =
+                                        self.params[i].1.shallow_clone().uniform_(-bound, bound);
+                                }
+                            }
                         }
                     }
                 });
@@ -203,6 +211,32 @@ impl Transformer {
                 }
                 None => self.run_unit(u, &x, ctx),
             })
+    }
+
+    /// Whether any block routes through experts.
+    pub fn is_moe(&self) -> bool {
+        self.blocks
+            .iter()
+            .any(|b| b.feed_forward.experts().is_some())
+    }
+
+    /// What every mixture-of-experts layer recorded in the training forwards since the last call, by
+    /// block index (empty for dense models).
+    pub fn take_router_records(&self) -> Vec<(usize, Vec<RouterRecord>)> {
+        self.blocks
+            .iter()
+            .enumerate()
+            .filter_map(|(i, b)| b.feed_forward.experts().map(|m| (i, m.take_records())))
+            .collect()
+    }
+
+    /// What block `block`'s mixture of experts recorded since the last call (nothing for a dense
+    /// block).
+    pub fn take_block_router_records(&self, block: usize) -> Vec<RouterRecord> {
+        self.blocks
+            .get(block)
+            .and_then(|b| b.feed_forward.experts())
+            .map_or_else(Vec::new, |m| m.take_records())
     }
 
     /// The number of transformer blocks.

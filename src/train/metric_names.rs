@@ -8,6 +8,21 @@ pub const GRAD_NORM: &str = "optim/total grad norm";
 /// `skip_step_adamw` only: 1 when the step was skipped.
 pub const STEP_SKIPPED: &str = "optim/step skipped";
 
+// Mixture of experts (summed over the MoE blocks; the imbalance is their maximum).
+pub const LOAD_BALANCING_LOSS: &str = "train/load balancing loss";
+pub const LOAD_BALANCING_LOSS_UNSCALED: &str = "train/load balancing loss unscaled";
+pub const ROUTER_Z_LOSS: &str = "train/router Z loss";
+pub const ROUTER_Z_LOSS_UNSCALED: &str = "train/router Z loss unscaled";
+pub const LOAD_IMBALANCE: &str = "train/load imbalance";
+
+/// A mixture-of-experts metric of one block: `train/block 03/load imbalance`.
+pub fn per_block(block: usize, metric: &str) -> String {
+    format!(
+        "train/block {block:02}/{}",
+        metric.strip_prefix("train/").unwrap_or(metric)
+    )
+}
+
 pub const TOTAL_TOKENS: &str = "throughput/total tokens";
 pub const DATA_LOADING_SECONDS: &str = "throughput/device/data loading (s)";
 pub const DATA_LOADING_PERCENT: &str = "throughput/device/data loading (%)";

@@ -9,6 +9,7 @@ mod group;
 pub mod metric_names;
 pub mod metrics;
 mod outputs;
+pub mod router_losses;
 pub mod run;
 pub mod sinks;
 mod start_state;

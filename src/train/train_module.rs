@@ -9,6 +9,7 @@ use tch::{Device, Kind, Tensor};
 
 use super::device_metrics::DeviceMetrics;
 use super::metric_names as names;
+use super::router_losses::RouterLosses;
 use crate::config::activation_checkpointing::AcMode;
 use crate::config::train_module::{OptimConfig, SchedulerConfig, TransformerTrainModuleConfig};
 use crate::config::DType;
@@ -20,7 +21,7 @@ use crate::fsdp::{lock, Gate, ShardedModel, SharedModel};
 use crate::loss::{labels, lm_loss, HeadScratch, LossSettings};
 use crate::model::autocast::AutocastGuard;
 use crate::model::checkpointing::Recomputes;
-use crate::model::Transformer;
+use crate::model::{Transformer, Unit};
 use crate::optim::clip::{clip_grad_norm, grad_norm};
 use crate::optim::scheduler::lr_at;
 use crate::optim::skip_step::SkipStep;
@@ -58,6 +59,8 @@ pub struct TrainModule {
     recomputes: Recomputes,
     /// `dp_config: fsdp | hsdp`: the model's shards, driven unit by unit (also at world size 1).
     sharded: Option<SharedModel>,
+    /// A mixture of experts' auxiliary losses and router metrics over the current step.
+    router_losses: RouterLosses,
 }
 
 impl TrainModule {
@@ -99,6 +102,7 @@ impl TrainModule {
             checkpointed,
             recomputes: Recomputes::default(),
             sharded: None,
+            router_losses: RouterLosses::default(),
         })
     }
 
@@ -245,8 +249,19 @@ impl TrainModule {
             if let Some(shared) = &self.sharded {
                 let mut sharded = lock(shared);
                 let flags = self.checkpointed.as_deref().unwrap_or(&[]);
-                let (hidden, tape) =
-                    sharded.forward(&self.model, &ids, docs, flags, &mut self.recomputes)?;
+                let (model, losses) = (&self.model, &mut self.router_losses);
+                let mut aux_of_unit = |unit: Unit| match unit {
+                    Unit::Block(i) => losses.add_block(model, i, &div),
+                    _ => None,
+                };
+                let (hidden, tape) = sharded.forward(
+                    &self.model,
+                    &ids,
+                    docs,
+                    flags,
+                    &mut self.recomputes,
+                    &mut aux_of_unit,
+                )?;
                 let head = self.model.lm_head_weight();
                 let parts = lm_loss(&hidden, head, &lab, &div, &settings, &mut self.head_scratch);
                 drop(autocast);
@@ -254,6 +269,7 @@ impl TrainModule {
                 if let (Some(total), Some(z)) = (z_total.as_mut(), &parts.z) {
                     *total += z;
                 }
+                // Each block's auxiliary loss goes back with that block's own backward.
                 backward(&parts.backward)?;
                 sharded.backward(tape, last)?;
                 self.recomputes.clear();
@@ -274,12 +290,13 @@ impl TrainModule {
             if let (Some(total), Some(z)) = (z_total.as_mut(), &parts.z) {
                 *total += z;
             }
+            let aux = self.router_losses.add_microbatch(&self.model, &div);
             if last {
                 if let Some(r) = &self.reducer {
                     r.prepare_for_backward()?;
                 }
             }
-            backward(&parts.backward)?;
+            backward(&with_aux(parts.backward, aux))?;
             self.recomputes.clear();
             start += len;
         }
@@ -292,6 +309,7 @@ impl TrainModule {
         if let Some(m) = masked_instances {
             metrics.record(names::MASKED_INSTANCES, m);
         }
+        self.router_losses.record_metrics(&mut metrics);
         Ok(StepOutputs {
             metrics,
             lrs: Vec::new(),
@@ -415,6 +433,14 @@ impl TrainModule {
 /// A digest of a tensor's exact bytes (std's SipHash with its fixed keys: the same on every process).
 /// Backward from `loss`. Under DDP the gradient all-reduce runs inside it (torch's Reducer hooks), so a
 /// peer that died or froze surfaces here: as an error naming the collective, not a panic.
+/// The tensor to back-propagate: the LM loss's, plus a mixture of experts' auxiliary loss.
+fn with_aux(backward: Tensor, aux: Option<Tensor>) -> Tensor {
+    match aux {
+        Some(aux) => backward + aux,
+        None => backward,
+    }
+}
+
 fn backward(loss: &Tensor) -> Result<()> {
     loss.f_backward().map_err(|e| {
         let cause = e.to_string();

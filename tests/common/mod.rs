@@ -115,3 +115,26 @@ pub fn tiny_run_command(
     command.args(&args).env("OMP_NUM_THREADS", "1");
     command
 }
+
+/// A batch of token rows, each `seq` long, with no masks or documents (the parity tests' batches).
+pub fn token_batch(rows: &[Vec<i64>], seq: i64) -> olmo_train::data::Batch {
+    olmo_train::data::Batch {
+        input_ids: tch::Tensor::from_slice(&rows.concat()).view([rows.len() as i64, seq]),
+        label_mask: None,
+        instance_mask: None,
+        doc_lens: None,
+        max_doc_lens: None,
+        index: Vec::new(),
+        files: Vec::new(),
+    }
+}
+
+/// OLMo-core's example group override: no weight decay on the embeddings.
+pub fn no_embedding_decay() -> Option<Vec<olmo_train::config::train_module::OptimGroupOverride>> {
+    Some(vec![olmo_train::config::train_module::OptimGroupOverride {
+        params: vec!["embeddings.weight".into()],
+        opts: [("weight_decay".into(), serde_yaml::Value::from(0.0))]
+            .into_iter()
+            .collect(),
+    }])
+}
