@@ -234,6 +234,17 @@ if run_check "$BASE" $?; then
     fi
 fi
 
+# --- a mixture of experts: the device against the CPU from the same step-0 checkpoint (fp32) ---
+MOE=(--model.name=moe --model.block.name=moe_reordered_norm --model.block.feed_forward=null
+    "--model.block.feed_forward_moe={name: dropless, num_experts: 4, hidden_size: 32, router: {top_k: 2}, z_loss_weight: 0.001}")
+train moe-dev 240 "$DEVICE" "$FACTORY" "$SEQ" "$STEPS" "${SMALL[@]}" "${MOE[@]}" \
+    --trainer.callbacks.checkpointer.save_interval=1000 --trainer.callbacks.checkpointer.ephemeral_save_interval=null
+if run_check moe-dev $?; then
+    train moe-cpu 240 cpu "$FACTORY" "$SEQ" "$STEPS" "${SMALL[@]}" "${MOE[@]}" --trainer.no_checkpoints \
+        --load-path="$OUT/moe-dev/step0"
+    run_check moe-cpu $? && compare "moe vs cpu" losses "$OUT/moe-dev/metrics.jsonl" "$OUT/moe-cpu/metrics.jsonl" 1e-3
+fi
+
 # --- which attention kernel ---
 if [ "$DEVICE" = cpu ]; then
     report sdpa SKIP "no GPU"

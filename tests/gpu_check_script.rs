@@ -1,6 +1,6 @@
 //! `scripts/gpu-check.sh` in its CPU mode: the GPU script's own checks (step-0 checkpoint shared by two
 //! runs, bf16 against fp32, resume, sharded against plain, `olmo-train eval` on two devices, 2-rank DDP
-//! and FSDP, throughput parsing) run here on
+//! and FSDP, a mixture of experts against the CPU, throughput parsing) run here on
 //! the debug binary, so the script a lent GPU runs is known to work before it gets there.
 use std::process::Command;
 
@@ -36,6 +36,7 @@ fn gpu_check_cpu_mode_reports_every_check_and_passes() {
         "fsdp vs plain",
         "fsdp bf16 vs cpu fp32",
         "fsdp2 vs one process",
+        "moe vs cpu",
         "olmo2_1M-bf16-seq128",
         "olmo2_1M-fsdp-bf16-seq128",
     ] {
