@@ -82,6 +82,18 @@ fn name_map(cfg: &TransformerConfig, family: Family) -> Vec<(String, String)> {
 }
 
 fn family_of(cfg: &TransformerConfig) -> Result<Family> {
+    if cfg
+        .block
+        .feed_forward
+        .as_ref()
+        .is_some_and(|f| f.has_bias())
+    {
+        return Err(Error::NotSupported {
+            path: "model.block.feed_forward.bias".into(),
+            value: "true".into(),
+            hint: "HF conversion covers feed-forwards without biases".into(),
+        });
+    }
     match (
         cfg.block.name,
         cfg.block.sequence_mixer.sliding_window.is_some(),

@@ -248,9 +248,14 @@ impl Default for FeedForwardConfig {
 }
 
 impl FeedForwardConfig {
+    /// Whether the projections have biases: `bias`, which OLMo-core reads as true when null.
+    pub fn has_bias(&self) -> bool {
+        self.bias.unwrap_or(true)
+    }
+
     pub fn num_params(&self, d_model: u64) -> u64 {
         let mut params = 3 * d_model * self.hidden_size;
-        if self.bias.unwrap_or(true) {
+        if self.has_bias() {
             params += 2 * self.hidden_size + d_model;
         }
         params

@@ -151,11 +151,12 @@ fn check_model(c: &mut Checker, config: &ExperimentConfig) {
         &a.name,
         "attention kinds built: default",
     );
+    // OLMo-core reads a null `bias` as true for this attention kind.
     c.flag(
-        a.bias == Some(true),
+        a.bias.unwrap_or(true),
         "model.block.sequence_mixer.bias",
-        true,
-        "projections have no bias",
+        a.bias,
+        "attention projections have no bias: set it to false",
     );
     c.set(&a.gate, "model.block.sequence_mixer.gate", LEAVE_NULL);
     c.set(
@@ -263,20 +264,14 @@ fn check_model(c: &mut Checker, config: &ExperimentConfig) {
     );
 }
 
-/// A dense feed-forward (the block's or a shared expert) as built: SwiGLU without bias. OLMo-core's
-/// `bias: null` means a bias.
+/// A dense feed-forward (the block's or a shared expert) as built: SwiGLU, with or without biases
+/// (OLMo-core's `bias: null` means biases).
 fn check_feed_forward(c: &mut Checker, ff: &FeedForwardConfig, path: &str) {
     c.flag(
         ff.name != "default",
         &format!("{path}.name"),
         &ff.name,
         "feed-forward kinds built: default",
-    );
-    c.flag(
-        ff.bias.unwrap_or(true),
-        &format!("{path}.bias"),
-        ff.bias,
-        "projections have no bias: set it to false",
     );
     c.flag(
         ff.activation != "silu",

@@ -18,42 +18,79 @@ pub struct FeedForward {
     pub w1: Tensor,
     pub w2: Tensor,
     pub w3: Tensor,
+    /// The biases of w1, w2, w3 (`bias: true`, or OLMo-core's `null`).
+    pub biases: Option<[Tensor; 3]>,
+}
+
+/// How a feed-forward's parameters start.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FeedForwardInit {
+    /// OLMo-core's `init_feed_forward`: w1, w3, w2 from a truncated normal of this std, biases zero.
+    Normal(f64),
+    /// `torch.nn.Linear`'s default (uniform in `±1/sqrt(fan_in)`, biases too): OLMo-core's
+    /// `init_weights` leaves a shared expert so.
+    LinearDefault,
 }
 
 impl FeedForward {
-    /// `{prefix}.w1`, `w2`, `w3` for a hidden size of `hidden`, queued for initialization in OLMo-core's
-    /// order (w1, w3, w2).
-    pub fn new(p: &mut ParamBuilder, prefix: &str, d_model: i64, hidden: i64, std: f64) -> Self {
-        let w1 = p.weight(prefix, "w1", &[hidden, d_model]);
-        let w2 = p.weight(prefix, "w2", &[d_model, hidden]);
-        let w3 = p.weight(prefix, "w3", &[hidden, d_model]);
-        for w in [&w1, &w3, &w2] {
-            p.init(w, std);
-        }
-        Self { w1, w2, w3 }
-    }
-
-    /// `{prefix}.w1`, `w2`, `w3` with `torch.nn.Linear`'s default initialization (uniform in
-    /// `±1/sqrt(fan_in)`): OLMo-core's `init_weights` leaves the shared expert's weights so.
-    pub fn with_linear_default_init(
+    /// `{prefix}.w1`, `w2`, `w3` (each `.weight`, and `.bias` with `bias`) for a hidden size of
+    /// `hidden`, in OLMo-core's parameter order, queued for initialization in its order.
+    pub fn new(
         p: &mut ParamBuilder,
         prefix: &str,
-        d_model: i64,
-        hidden: i64,
+        (d_model, hidden): (i64, i64),
+        bias: bool,
+        init: FeedForwardInit,
     ) -> Self {
-        let w1 = p.weight(prefix, "w1", &[hidden, d_model]);
-        let w2 = p.weight(prefix, "w2", &[d_model, hidden]);
-        let w3 = p.weight(prefix, "w3", &[hidden, d_model]);
-        for (w, fan_in) in [(&w1, d_model), (&w2, hidden), (&w3, d_model)] {
-            p.init_with(w, Draw::Uniform(1.0 / (fan_in as f64).sqrt()));
+        let (w1, b1) = linear(p, &format!("{prefix}.w1"), hidden, d_model, bias);
+        let (w2, b2) = linear(p, &format!("{prefix}.w2"), d_model, hidden, bias);
+        let (w3, b3) = linear(p, &format!("{prefix}.w3"), hidden, d_model, bias);
+        let layers = [(&w1, &b1, d_model), (&w2, &b2, hidden), (&w3, &b3, d_model)];
+        match init {
+            FeedForwardInit::Normal(std) => {
+                for i in [0, 2, 1] {
+                    let (w, b, _) = layers[i];
+                    p.init(w, std);
+                    if let Some(b) = b {
+                        p.init_with(b, Draw::Zeros);
+                    }
+                }
+            }
+            FeedForwardInit::LinearDefault => {
+                for (w, b, fan_in) in layers {
+                    let bound = 1.0 / (fan_in as f64).sqrt();
+                    p.init_with(w, Draw::Uniform(bound));
+                    if let Some(b) = b {
+                        p.init_with(b, Draw::Uniform(bound));
+                    }
+                }
+            }
         }
-        Self { w1, w2, w3 }
+        let biases = match (b1, b2, b3) {
+            (Some(b1), Some(b2), Some(b3)) => Some([b1, b2, b3]),
+            _ => None,
+        };
+        Self { w1, w2, w3, biases }
     }
 
     pub fn forward(&self, x: &Tensor) -> Tensor {
-        let gate = x.linear::<Tensor>(&self.w1, None).silu();
-        (gate * x.linear::<Tensor>(&self.w3, None)).linear::<Tensor>(&self.w2, None)
+        let b = |i: usize| self.biases.as_ref().map(|b| &b[i]);
+        let gate = x.linear(&self.w1, b(0)).silu();
+        (gate * x.linear(&self.w3, b(2))).linear(&self.w2, b(1))
     }
+}
+
+/// A `Linear`'s `{module}.weight` `[out, in]` and, with `bias`, `{module}.bias` `[out]`.
+fn linear(
+    p: &mut ParamBuilder,
+    module: &str,
+    out: i64,
+    inp: i64,
+    bias: bool,
+) -> (Tensor, Option<Tensor>) {
+    let w = p.param(module, "weight", &[out, inp]);
+    let b = bias.then(|| p.param(module, "bias", &[out]));
+    (w, b)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,9 +182,9 @@ impl Block {
             Ok(FeedForward::new(
                 p,
                 &format!("{prefix}.feed_forward"),
-                d,
-                ff.hidden_size as i64,
-                cfg.init_std,
+                (d, ff.hidden_size as i64),
+                ff.has_bias(),
+                FeedForwardInit::Normal(cfg.init_std),
             ))
         };
         let experts = |p: &mut ParamBuilder| -> Result<MoE> {

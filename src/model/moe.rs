@@ -10,7 +10,7 @@ use std::sync::Mutex;
 
 use tch::{Kind, Tensor};
 
-use super::block::FeedForward;
+use super::block::{FeedForward, FeedForwardInit};
 use super::params::ParamBuilder;
 use crate::config::moe::{GatingFunction, LoadBalancingGranularity, MoEConfig, MoEType};
 
@@ -97,11 +97,12 @@ impl MoE {
             p.init(w, std);
         }
         let shared = cfg.shared_mlp.as_ref().map(|f| {
-            FeedForward::with_linear_default_init(
+            FeedForward::new(
                 p,
                 &format!("{prefix}.shared_mlp"),
-                d,
-                f.hidden_size as i64,
+                (d, f.hidden_size as i64),
+                f.has_bias(),
+                FeedForwardInit::LinearDefault,
             )
         });
         Self {
@@ -418,6 +419,54 @@ mod tests {
         assert!(y
             .narrow(0, 0, 1)
             .allclose(&full.narrow(0, 0, 1), 1e-5, 1e-6, false));
+    }
+
+    /// smallmoe's shared expert: OLMo-core's `FeedForwardConfig(hidden_size=...)`, biases included,
+    /// mixed in as `shared / (k+1) + experts x k/(k+1)`.
+    #[test]
+    fn a_shared_expert_with_biases_is_mixed_in() {
+        let vs = VarStore::new(Device::Cpu);
+        let mut p = ParamBuilder::new(&vs, false);
+        let cfg = MoEConfig {
+            name: MoEType::Dropless,
+            num_experts: 4,
+            hidden_size: 6,
+            router: MoERouterConfig {
+                top_k: 2,
+                ..MoERouterConfig::default()
+            },
+            shared_mlp: Some(crate::config::model::FeedForwardConfig {
+                hidden_size: 10,
+                ..Default::default()
+            }),
+            ..MoEConfig::default()
+        };
+        let moe = MoE::new(&mut p, "moe", &cfg, (8, 1), 0.02);
+        let names: Vec<&str> = p.params.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names[4..],
+            [
+                "moe.shared_mlp.w1.weight",
+                "moe.shared_mlp.w1.bias",
+                "moe.shared_mlp.w2.weight",
+                "moe.shared_mlp.w2.bias",
+                "moe.shared_mlp.w3.weight",
+                "moe.shared_mlp.w3.bias",
+            ]
+        );
+        tch::no_grad(|| {
+            for (_, t) in &p.params {
+                let _ = t.shallow_clone().normal_(0.0, 0.5);
+            }
+        });
+        let x = Tensor::randn([7, 8], (Kind::Float, Device::Cpu));
+        let shared = moe.shared.as_ref().unwrap();
+        let [b1, b2, b3] = shared.biases.as_ref().unwrap();
+        let h = (x.matmul(&shared.w1.tr()) + b1).silu() * (x.matmul(&shared.w3.tr()) + b3);
+        let shared_out = h.matmul(&shared.w2.tr()) + b2;
+        let want = tch::no_grad(|| shared_out / 3.0 + naive(&moe, &x) * (2.0 / 3.0));
+        let y = tch::no_grad(|| moe.forward(&x));
+        assert!(y.allclose(&want, 1e-5, 1e-6, false));
     }
 
     #[test]

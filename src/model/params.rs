@@ -24,6 +24,8 @@ pub enum Draw {
     TruncNormal(f64),
     /// Uniform in ±bound (`torch.nn.Linear`'s default, `1/sqrt(fan_in)`).
     Uniform(f64),
+    /// Zeros (OLMo-core's `init_linear` for biases): no draw.
+    Zeros,
 }
 
 impl<'a> ParamBuilder<'a> {

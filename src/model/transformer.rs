@@ -148,6 +148,9 @@ impl Transformer {
                                     let _ =
                                         self.params[i].1.shallow_clone().uniform_(-bound, bound);
                                 }
+                                Draw::Zeros => {
+                                    let _ = self.params[i].1.shallow_clone().zero_();
+                                }
                             }
                         }
                     }
