@@ -1,8 +1,11 @@
-//! Mixture of experts against ai2-olmo-core 3.0.0 on CPU in fp32 (fixture from
-//! `scripts/reference/olmo_core_moe.py`: OLMo-core's dropless MoE with its two Triton kernels replaced
-//! by the same operations in plain torch): OLMo-core's parameter names and order, the same initial
-//! weights from the same seed, and over 20 training steps the same CE losses, grad norms, auxiliary
-//! losses and router metrics, and final weights.
+//! Mixture of experts against ai2-olmo-core 3.0.0 on CPU in fp32 (fixtures from
+//! `scripts/reference/olmo_core_moe.py`: OLMo-core's MoE with its Triton kernels replaced by the same
+//! operations in plain torch), for two models: `moe` (dropless, softmax, reordered norm, per-micro-batch
+//! load balancing) and `moe-capacity` (the capacity kind at factor 2.0, where nothing is dropped,
+//! because which tokens OLMo-core drops follows torch's unstable sort; sigmoid gating, renormalized
+//! weights, pre-norm blocks, per-instance load balancing). For each: OLMo-core's
+//! parameter names and order, the same initial weights from the same seed, and over 20 training steps
+//! the same CE losses, grad norms, auxiliary losses and router metrics, and final weights.
 use olmo_train::config::model::TransformerConfig;
 use olmo_train::config::train_module::{
     AdamWConfig, CosWithWarmup, OptimConfig, SchedulerConfig, TransformerTrainModuleConfig,
@@ -18,14 +21,16 @@ mod common;
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/train");
 const SEQ: i64 = 32;
 
-fn fixture() -> Value {
-    serde_json::from_str(&std::fs::read_to_string(format!("{DIR}/moe-train.json")).unwrap())
+const VARIANTS: [&str; 2] = ["moe", "moe-capacity"];
+
+fn fixture(variant: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(format!("{DIR}/{variant}-train.json")).unwrap())
         .unwrap()
 }
 
 /// The fixture, and the model its OLMo-core config describes, initialized from the config's seed.
-fn initialized_model() -> (Value, Transformer) {
-    let want = fixture();
+fn initialized_model(variant: &str) -> (Value, Transformer) {
+    let want = fixture(variant);
     let cfg: TransformerConfig =
         serde_json::from_value(want["model"].clone()).expect("OLMo-core's MoE config parses");
     let model = Transformer::new(&cfg, Device::Cpu).unwrap();
@@ -61,8 +66,10 @@ fn init_matches_olmo_cores_moe_init() {
     if !common::pinned::in_pinned_child() {
         return;
     }
-    let (_, model) = initialized_model();
-    assert_weights(&model, "moe-init.safetensors", 0.0);
+    for variant in VARIANTS {
+        let (_, model) = initialized_model(variant);
+        assert_weights(&model, &format!("{variant}-init.safetensors"), 0.0);
+    }
 }
 
 #[test]
@@ -70,7 +77,13 @@ fn training_matches_olmo_cores_moe_with_auxiliary_losses() {
     if !common::pinned::in_pinned_child() {
         return;
     }
-    let (want, model) = initialized_model();
+    for variant in VARIANTS {
+        train_like_olmo_core(variant);
+    }
+}
+
+fn train_like_olmo_core(variant: &str) {
+    let (want, model) = initialized_model(variant);
     let micro = want["micro_batch"].as_i64().unwrap();
     let module_cfg = TransformerTrainModuleConfig {
         rank_microbatch_size: (micro * SEQ) as u64,
@@ -113,20 +126,28 @@ fn training_matches_olmo_cores_moe_with_auxiliary_losses() {
         let rel = |a: f64, b: f64| (a - b).abs() / b.abs().max(1e-12);
         let ce = rel(value(names::CE_LOSS), step["ce_loss"].as_f64().unwrap());
         let gn = rel(value(names::GRAD_NORM), step["grad_norm"].as_f64().unwrap());
-        assert!(ce <= 1e-5, "step {}: CE loss off by {ce:e}", i + 1);
-        assert!(gn <= 1e-4, "step {}: grad norm off by {gn:e}", i + 1);
+        assert!(
+            ce <= 1e-5,
+            "{variant} step {}: CE loss off by {ce:e}",
+            i + 1
+        );
+        assert!(
+            gn <= 1e-4,
+            "{variant} step {}: grad norm off by {gn:e}",
+            i + 1
+        );
         let metrics = step["metrics"].as_object().unwrap();
         assert_eq!(metrics.len(), 15);
         for (name, v) in metrics {
             let d = rel(value(name), v.as_f64().unwrap());
-            assert!(d <= 1e-4, "step {}: {name} off by {d:e}", i + 1);
+            assert!(d <= 1e-4, "{variant} step {}: {name} off by {d:e}", i + 1);
             worst.2 = worst.2.max(d);
         }
         worst = (worst.0.max(ce), worst.1.max(gn), worst.2);
     }
-    assert_weights(&module.model, "moe-final.safetensors", 1e-5);
+    assert_weights(&module.model, &format!("{variant}-final.safetensors"), 1e-5);
     eprintln!(
-        "vs OLMo-core's MoE over 20 steps: CE {:.1e}, grad norms {:.1e}, router metrics {:.1e} (relative)",
+        "{variant} vs OLMo-core over 20 steps: CE {:.1e}, grad norms {:.1e}, router metrics {:.1e} (relative)",
         worst.0, worst.1, worst.2
     );
 }

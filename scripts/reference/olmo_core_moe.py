@@ -1,4 +1,4 @@
-"""Mixture-of-experts training fixture from the reference implementation (ai2-olmo-core 3.0.0, CPU, fp32).
+"""Mixture-of-experts training fixtures from the reference implementation (ai2-olmo-core 3.0.0, CPU, fp32).
 
     scripts/reference/pinned.sh .venv-ref/bin/python scripts/reference/olmo_core_moe.py   # writes tests/fixtures/train/moe*
 
@@ -9,8 +9,17 @@ operations in plain torch (row gather by `indices // top_k`; scatter-add of each
 expert weight), which run on CPU and keep autograd; everything else (router, top-k, load-balancing and
 router Z losses, `loss_div_factor`, per-layer loss scaling, metrics, the expert loop) is OLMo-core's own.
 
-A tiny `llama_like_moe` (d_model 16, 2 `moe_reordered_norm` blocks, 4 experts, top-2, expert hidden 8,
-load-balancing weight 0.01, router Z weight 0.001, vocabulary 512) is initialized by OLMo-core's
+The capacity-factor kind (`MoE`) has the same problem with its binned gather and scatter (each expert's
+first `capacity` tokens in sorted order, the rest dropped); they are replaced the same way. Its factor
+is 2.0, where an expert's capacity (top_k * tokens / experts * factor) is every token, so nothing is
+dropped. Which tokens OLMo-core drops past capacity follows `torch.sort`'s order of equal expert ids,
+which is not stable on CPU (it differs by kernel and device), so no implementation can match it
+token for token; dropping itself is a unit test in src/model/moe.rs.
+
+Two models. `moe`: a tiny `llama_like_moe` (d_model 16, 2 `moe_reordered_norm` blocks, 4 experts, top-2,
+expert hidden 8, load-balancing weight 0.01, router Z weight 0.001, vocabulary 512). `moe-capacity`: the
+same with pre-norm `moe` blocks and the capacity kind at factor 2.0, sigmoid gating,
+the top-k weights renormalized to sum 1, and the load-balancing loss per instance. Each is initialized by OLMo-core's
 `init_weights` (seed 0) and trained 20 steps on fixed random batches as `TransformerTrainModule` does:
 2 micro-batches, loss summed and divided by the batch's loss tokens, the auxiliary losses attached,
 `max_grad_norm` 1.0, CosWithWarmup, AdamW. Written: the config, the initial and final weights, and
@@ -45,24 +54,61 @@ def scatter(x, indices, bin_ids, weights, bins, top_k):
     return out.index_add(0, idx // top_k, rows)
 
 
-def config():
-    return TransformerConfig.llama_like_moe(
+def binned_gather(x, indices, bins, bin_size, top_k):
+    out = torch.zeros(bins.numel(), bin_size, x.shape[1], dtype=x.dtype)
+    start = 0
+    for e, end in enumerate(bins.tolist()):
+        n = min(end - start, bin_size)
+        out[e, :n] = x[indices[start:start + n].long() // top_k]
+        start = end
+    return out
+
+
+def binned_scatter(x, indices, weights, bins, top_k):
+    out = torch.zeros(indices.numel() // top_k, x.shape[2], dtype=x.dtype)
+    start = 0
+    for e, end in enumerate(bins.tolist()):
+        n = min(end - start, x.shape[1])
+        idx = indices[start:start + n].long()
+        rows = x[e, :n] if weights is None else x[e, :n] * weights[idx].unsqueeze(1).to(x.dtype)
+        out = out.index_add(0, idx // top_k, rows)
+        start = end
+    return out
+
+
+def config(variant):
+    if variant == "moe":
+        return TransformerConfig.llama_like_moe(
+            d_model=16, vocab_size=VOCAB, n_layers=2, n_heads=4, num_experts=4, top_k=2, expert_hidden_size=8,
+            dropless=True, lb_loss_weight=0.01, z_loss_weight=0.001, reordered_norm=True,
+        )
+    cfg = TransformerConfig.llama_like_moe(
         d_model=16, vocab_size=VOCAB, n_layers=2, n_heads=4, num_experts=4, top_k=2, expert_hidden_size=8,
-        dropless=True, lb_loss_weight=0.01, z_loss_weight=0.001, reordered_norm=True,
+        dropless=False, capacity_factor=2.0, lb_loss_weight=0.01, z_loss_weight=0.001, reordered_norm=False,
     )
+    moe = cfg.block.feed_forward_moe
+    moe.router.gating_function = "sigmoid"
+    moe.router.normalize_expert_weights = 1.0
+    moe.lb_loss_granularity = "instance"
+    return cfg
 
 
 def main():
     pinned.require()
     torch.set_num_threads(1)
-    moe_ops.gather = gather
-    moe_ops.scatter = scatter
-    cfg = config()
+    moe_ops.gather, moe_ops.scatter = gather, scatter
+    moe_ops.binned_gather, moe_ops.binned_scatter = binned_gather, binned_scatter
+    for variant in ("moe", "moe-capacity"):
+        train(variant)
+
+
+def train(variant):
+    cfg = config(variant)
     model = cfg.build(init_device="cpu")
     model.init_weights(device=torch.device("cpu"))
     model.train()
     init = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
-    save_file(init, f"{OUT}/moe-init.safetensors")
+    save_file(init, f"{OUT}/{variant}-init.safetensors")
     optim = AdamWConfig(
         lr=1e-2, betas=(0.9, 0.95), weight_decay=0.1,
         group_overrides=[OptimGroupOverride(params=["embeddings.weight"], opts=dict(weight_decay=0.0))],
@@ -91,11 +137,11 @@ def main():
         steps.append({"step": step, "ce_loss": ce_total.item(), "grad_norm": grad_norm.item(),
                       "metrics": {f"train/{k}": v for k, v in metrics.items()}})
     final = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
-    save_file(final, f"{OUT}/moe-final.safetensors")
-    with open(f"{OUT}/moe-train.json", "w") as f:
+    save_file(final, f"{OUT}/{variant}-final.safetensors")
+    with open(f"{OUT}/{variant}-train.json", "w") as f:
         json.dump({"model": cfg.as_dict(include_class_name=False), "micro_batch": MICRO, "batches": batches,
                    "steps": steps}, f)
-    print([(s["step"], round(s["ce_loss"], 4), round(s["metrics"]["train/load balancing loss"], 5)) for s in steps])
+    print(variant, [(s["step"], round(s["ce_loss"], 4), round(s["metrics"]["train/load balancing loss"], 5)) for s in steps])
 
 
 if __name__ == "__main__":
