@@ -54,9 +54,9 @@ python3 - "${tps[off]}" "${cpu[off]}" "${tps[default]}" "${cpu[default]}" "$FACT
 import statistics, sys
 def vals(s): return [float(v) for v in s.split()]
 off_t, off_c, on_t, on_c = (vals(a) for a in sys.argv[1:5])
-factory, pairs, steps = sys.argv[5:8]
+factory, pairs, steps, control = sys.argv[5:9]
 m = statistics.median
-control = " (CONTROL: both sides --trainer.no_checkpoints)" if sys.argv[8] == "1" else ""
+control = " (CONTROL: both sides --trainer.no_checkpoints)" if control == "1" else ""
 print(f"{factory}, {pairs} interleaved pairs of {steps} steps{control}:")
 print(f"  --trainer.no_checkpoints: {m(off_t):.0f} tokens/s, {m(off_c):.3f} CPU s/step   (runs: {' '.join(f'{v:.0f}' for v in off_t)})")
 print(f"  default checkpointer:     {m(on_t):.0f} tokens/s, {m(on_c):.3f} CPU s/step   (runs: {' '.join(f'{v:.0f}' for v in on_t)})")

@@ -47,11 +47,14 @@ def gather(x, indices, bin_ids, bins, top_k):
     return x[indices.long() // top_k]
 
 
+def weighted(rows, idx, weights):
+    return rows if weights is None else rows * weights[idx].unsqueeze(1).to(rows.dtype)
+
+
 def scatter(x, indices, bin_ids, weights, bins, top_k):
     idx = indices.long()
-    rows = x if weights is None else x * weights[idx].unsqueeze(1).to(x.dtype)
     out = torch.zeros(idx.numel() // top_k, x.shape[1], dtype=x.dtype)
-    return out.index_add(0, idx // top_k, rows)
+    return out.index_add(0, idx // top_k, weighted(x, idx, weights))
 
 
 def binned_gather(x, indices, bins, bin_size, top_k):
@@ -70,26 +73,23 @@ def binned_scatter(x, indices, weights, bins, top_k):
     for e, end in enumerate(bins.tolist()):
         n = min(end - start, x.shape[1])
         idx = indices[start:start + n].long()
-        rows = x[e, :n] if weights is None else x[e, :n] * weights[idx].unsqueeze(1).to(x.dtype)
-        out = out.index_add(0, idx // top_k, rows)
+        out = out.index_add(0, idx // top_k, weighted(x[e, :n], idx, weights))
         start = end
     return out
 
 
 def config(variant):
-    if variant == "moe":
-        return TransformerConfig.llama_like_moe(
-            d_model=16, vocab_size=VOCAB, n_layers=2, n_heads=4, num_experts=4, top_k=2, expert_hidden_size=8,
-            dropless=True, lb_loss_weight=0.01, z_loss_weight=0.001, reordered_norm=True,
-        )
+    dropless = variant == "moe"
     cfg = TransformerConfig.llama_like_moe(
         d_model=16, vocab_size=VOCAB, n_layers=2, n_heads=4, num_experts=4, top_k=2, expert_hidden_size=8,
-        dropless=False, capacity_factor=2.0, lb_loss_weight=0.01, z_loss_weight=0.001, reordered_norm=False,
+        lb_loss_weight=0.01, z_loss_weight=0.001, dropless=dropless, reordered_norm=dropless,
+        capacity_factor=None if dropless else 2.0,
     )
-    moe = cfg.block.feed_forward_moe
-    moe.router.gating_function = "sigmoid"
-    moe.router.normalize_expert_weights = 1.0
-    moe.lb_loss_granularity = "instance"
+    if not dropless:
+        moe = cfg.block.feed_forward_moe
+        moe.router.gating_function = "sigmoid"
+        moe.router.normalize_expert_weights = 1.0
+        moe.lb_loss_granularity = "instance"
     return cfg
 
 
