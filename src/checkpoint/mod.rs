@@ -3,6 +3,7 @@
 //! `step{N}` only when complete, with `.metadata.json` written last. Loading checks every tensor's name,
 //! shape and dtype and names the file and tensor at fault.
 pub mod hf;
+mod hf_config;
 mod hf_experts;
 pub mod layout;
 pub mod policy;

@@ -12,6 +12,7 @@ mod model_size;
 pub mod moe;
 pub mod overrides;
 pub mod resolve;
+pub mod scheduler;
 pub mod support;
 pub mod train_module;
 pub mod trainer;

@@ -14,7 +14,7 @@ use crate::config::activation_checkpointing::AcMode;
 use crate::config::train_module::{OptimConfig, SchedulerConfig, TransformerTrainModuleConfig};
 use crate::config::DType;
 use crate::data::Batch;
-use crate::dist::reducer::{Reducer, DEFAULT_BUCKET_BYTES};
+use crate::dist::reducer::Reducer;
 use crate::dist::ProcessGroup;
 use crate::error::{Error, Result};
 use crate::fsdp::{lock, Gate, ShardedModel, SharedModel};
@@ -26,6 +26,9 @@ use crate::optim::clip::{clip_grad_norm, grad_norm};
 use crate::optim::scheduler::lr_at;
 use crate::optim::skip_step::SkipStep;
 use crate::optim::AdamW;
+
+mod replicas;
+mod state;
 
 /// What one step leaves behind for the trainer's metrics.
 pub struct StepOutputs {
@@ -136,65 +139,6 @@ impl TrainModule {
             return Err(e);
         }
         m.reshard_all()
-    }
-
-    /// Every parameter's whole value by name. Sharded, the units are gathered one by one over the shard
-    /// group (every rank must call this together) and only a rank that `keep`s them gets host copies.
-    pub fn full_parameters(&self, keep: bool) -> Result<Vec<(String, Tensor)>> {
-        match &self.sharded {
-            Some(s) => lock(s).full_parameters(keep),
-            None => Ok(self
-                .model
-                .named_parameters()
-                .iter()
-                .map(|(n, t)| (n.clone(), t.shallow_clone()))
-                .collect()),
-        }
-    }
-
-    /// The optimizer state with whole moments (a collective when sharded, as above).
-    pub fn full_optim_state(&self, keep: bool) -> Result<crate::optim::OptimStateDict> {
-        match &self.sharded {
-            Some(s) => lock(s).full_optim_state(&self.optim, keep),
-            None => Ok(self.optim.state_dict()),
-        }
-    }
-
-    /// Sharded over more than one rank: the sharded checkpoint layout's index, and this rank's parts
-    /// (None on the replicas that do not write); None when checkpoints are single files.
-    #[allow(clippy::type_complexity)]
-    pub fn checkpoint_parts(
-        &self,
-    ) -> Option<(
-        crate::checkpoint::sharded::ShardIndex,
-        Option<(u64, Vec<(String, Tensor)>)>,
-    )> {
-        let m = lock(self.sharded.as_ref()?);
-        let index = m.shard_index()?;
-        Some((index, m.local_parts(&self.optim)))
-    }
-
-    /// Loads a checkpoint's weights (each rank its part, when sharded).
-    pub fn load_model(&self, dir: &std::path::Path) -> Result<()> {
-        match &self.sharded {
-            Some(s) => lock(s).load_model(dir),
-            None => crate::checkpoint::load_model(dir, self.model.named_parameters()),
-        }
-    }
-
-    /// Restores the optimizer from whole moments as a checkpoint stores them.
-    pub fn load_optim(
-        &mut self,
-        tensors: &std::collections::BTreeMap<String, Tensor>,
-        json: &serde_json::Value,
-    ) -> std::result::Result<(), String> {
-        match &self.sharded {
-            Some(s) => {
-                let local = lock(s).local_optim_tensors(tensors);
-                self.optim.load_state_dict(&local, json)
-            }
-            None => self.optim.load_state_dict(tensors, json),
-        }
     }
 
     /// Forward and backward over the rank batch, in micro-batches; gradients accumulate (and with data
@@ -339,44 +283,6 @@ impl TrainModule {
         Ok(())
     }
 
-    /// Joins `group` as DDP does: torch's `c10d::Reducer` over the trainable parameters, 25 MiB buckets.
-    pub fn with_data_parallel(&mut self, group: Arc<ProcessGroup>) -> Result<()> {
-        if self.sharded.is_some() {
-            // Sharded training reduces its gradients itself.
-            self.dp = Some(group);
-            return Ok(());
-        }
-        let params: Vec<Tensor> = self
-            .optim
-            .params()
-            .iter()
-            .map(|(_, p)| p.shallow_clone())
-            .collect();
-        self.reducer = Some(Reducer::new(group.clone(), &params, DEFAULT_BUCKET_BYTES)?);
-        self.dp = Some(group);
-        Ok(())
-    }
-
-    /// Checks that every rank holds bit-identical parameters (rank 0's digests broadcast, each rank
-    /// compares its own, all ranks agree on the outcome). `OLMO_TRAIN_CHECK_REPLICAS=1` runs it after every
-    /// step: a debugging aid for data-parallel runs, and what the launch tests use.
-    pub fn check_replicas_identical(&self, step: u64) -> Result<()> {
-        let Some(pg) = &self.dp else { return Ok(()) };
-        // Sharded: the gathered weights (each rank's shards differ by design).
-        let params = self.full_parameters(true)?;
-        let digests: Vec<i64> = params.iter().map(|(_, p)| digest(p)).collect();
-        match pg.compare_with_root(&digests)? {
-            (Some(i), _) => Err(Error::Distributed(format!(
-                "after step {step}, rank {}'s parameter {} differs from rank 0's",
-                pg.rank, params[i].0
-            ))),
-            (None, n) if n > 0 => Err(Error::Distributed(format!(
-                "after step {step}, {n} rank(s) hold parameters that differ from rank 0's"
-            ))),
-            _ => Ok(()),
-        }
-    }
-
     /// Clip, set the LR of every group for `current` of `t_max` (steps or tokens), step, zero grads.
     pub fn optim_step(&mut self, out: &mut StepOutputs, current: u64, t_max: u64) -> Result<()> {
         let norm = match (&self.sharded, self.max_grad_norm) {
@@ -430,9 +336,6 @@ impl TrainModule {
     }
 }
 
-/// A digest of a tensor's exact bytes (std's SipHash with its fixed keys: the same on every process).
-/// Backward from `loss`. Under DDP the gradient all-reduce runs inside it (torch's Reducer hooks), so a
-/// peer that died or froze surfaces here: as an error naming the collective, not a panic.
 /// The tensor to back-propagate: the LM loss's, plus a mixture of experts' auxiliary loss.
 fn with_aux(backward: Tensor, aux: Option<Tensor>) -> Tensor {
     match aux {
@@ -441,6 +344,8 @@ fn with_aux(backward: Tensor, aux: Option<Tensor>) -> Tensor {
     }
 }
 
+/// Backward from `loss`. Under DDP the gradient all-reduce runs inside it (torch's Reducer hooks), so a
+/// peer that died or froze surfaces here: as an error naming the collective, not a panic.
 fn backward(loss: &Tensor) -> Result<()> {
     loss.f_backward().map_err(|e| {
         let cause = e.to_string();
@@ -470,30 +375,6 @@ fn build_optimizer(params: Vec<(String, Tensor)>, cfg: &OptimConfig) -> Result<A
         OptimConfig::AdamW(_) => optim,
         OptimConfig::SkipStepAdamW(c) => optim.with_skip_step(SkipStep::new(c)),
     })
-}
-
-fn digest(t: &Tensor) -> i64 {
-    use std::hash::{Hash, Hasher};
-    let host = crate::device::host_copy(t);
-    let n = host.numel() * host.kind().elt_size_in_bytes();
-    // SAFETY: `host` is a contiguous CPU tensor of exactly `n` bytes, alive for this borrow.
-    let bytes = unsafe { std::slice::from_raw_parts(host.data_ptr() as *const u8, n) };
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    bytes.hash(&mut h);
-    h.finish() as i64
-}
-
-#[cfg(test)]
-mod digest_tests {
-    use super::*;
-
-    #[test]
-    fn digests_see_one_flipped_bit() {
-        let a = Tensor::from_slice(&[1.0f32, 2.0, 3.0]);
-        let b = Tensor::from_slice(&[1.0f32, 2.0, f32::from_bits(3.0f32.to_bits() ^ 1)]);
-        assert_eq!(digest(&a), digest(&a.copy()));
-        assert_ne!(digest(&a), digest(&b));
-    }
 }
 
 #[cfg(test)]
