@@ -3,10 +3,13 @@
 # costs in steps where no save is due, against `--trainer.no_checkpoints`: FACTORY (default olmo2_14M) on
 # the tokenized demo corpus, PAIRS interleaved pairs (the order alternates), each side run for 1 and for
 # STEPS+1 steps. Reports per side the median steady tokens/s (wall clock, OLMo-core's speed-monitor
-# average) and the median CPU seconds per step ((user+sys of the long run - the short run) / STEPS: the
+# average), the median of each run's per-step tokens/s (a step stalled by a noisy neighbour moves an
+# average but not a median), and the median CPU seconds per step ((user+sys of the long run - the short run) / STEPS: the
 # saves at step 0 and at the end cancel out, and a shared VM's stolen time does not count), and the median
 # of the per-pair ratios (the two runs of a pair are adjacent, so they share most of a noisy VM's drift).
 # CONTROL=1 runs both sides with --trainer.no_checkpoints: what the same pairs show when nothing differs.
+# CONCURRENT=1 runs the two sides of a pair at the same time, one thread each (THREADS is ignored): a
+# shared VM's neighbours then slow both sides in the same seconds instead of one pair member at a time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FACTORY=${FACTORY:-olmo2_14M}
@@ -15,54 +18,76 @@ PAIRS=${PAIRS:-4}
 THREADS=${THREADS:-2}
 OUT=${OUT:-/tmp/olmo-train-bench-checkpointer}
 CONTROL=${CONTROL:-0}
+CONCURRENT=${CONCURRENT:-0}
+[ "$CONCURRENT" = 1 ] && THREADS=1
 scripts/setup.sh
 cargo build --release --quiet
 TOKENS=$(scripts/demo-tokens.sh "$OUT/tokens")
 export OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
 
-# run MODE STEPS: prints "tokens/s cpu_seconds" of one run (MODE: off or default).
+# run MODE STEPS: prints "average_tokens/s median_step_tokens/s cpu_seconds" of one run (MODE: off or
+# default), working in $OUT/MODE.
 run() {
+    local dir="$OUT/$1"
     local checkpoints=(--trainer.no_checkpoints)
     [ "$1" = default ] && [ "$CONTROL" != 1 ] &&
         checkpoints=(--trainer.callbacks.checkpointer="{save_interval: 1000, ephemeral_save_interval: 100, save_async: true}")
-    rm -rf "$OUT/run"
-    /usr/bin/time -f "%U %S" -o "$OUT/time" target/release/olmo-train bench --model-factory="$FACTORY" --tokenizer dolma2 \
+    rm -rf "$dir" && mkdir -p "$dir"
+    /usr/bin/time -f "%U %S" -o "$dir/time" target/release/olmo-train bench --model-factory="$FACTORY" --tokenizer dolma2 \
         --config configs/olmo2-1M-cpu.yaml --dataset.paths="[$TOKENS]" "${checkpoints[@]}" \
         --trainer.max_duration="{value: $2, unit: steps}" --trainer.metrics_collect_interval=1 \
-        --save-folder="$OUT/run" --work-dir="$OUT/run/cache" >/dev/null 2>"$OUT/log" ||
-        { tail -1 "$OUT/log" >&2; exit 1; }
-    python3 - "$OUT/run/metrics.jsonl" "$OUT/time" <<'PY'
+        --save-folder="$dir/run" --work-dir="$dir/run/cache" >/dev/null 2>"$dir/log" ||
+        { tail -1 "$dir/log" >&2; return 1; }
+    python3 - "$dir/run/metrics.jsonl" "$dir/time" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 user, system = map(float, open(sys.argv[2]).read().split()[-2:])
-print(rows[-1].get("throughput/device/TPS (actual avg)", 0), user + system)
+steps = [r["throughput/device/TPS"] for r in rows if "throughput/device/TPS" in r]
+print(rows[-1].get("throughput/device/TPS (actual avg)", 0), sorted(steps)[len(steps) // 2] if steps else 0, user + system)
 PY
 }
 
-declare -A tps cpu
+# record MODE SHORT LONG: adds a side's results (the files run wrote for 1 and for STEPS+1 steps).
+declare -A tps step_tps cpu
+record() {
+    local short t step long
+    read -r _ _ short <"$2"
+    read -r t step long <"$3"
+    tps[$1]+="$t "
+    step_tps[$1]+="$step "
+    cpu[$1]+="$(python3 -c "print(($long - $short) / $STEPS)") "
+}
+
 for i in $(seq "$PAIRS"); do
     order=(off default)
     [ $((i % 2)) = 0 ] && order=(default off)
-    for mode in "${order[@]}"; do
-        read -r _ short <<<"$(run "$mode" 1)"
-        read -r t long <<<"$(run "$mode" $((STEPS + 1)))"
-        tps[$mode]+="$t "
-        cpu[$mode]+="$(python3 -c "print(($long - $short) / $STEPS)") "
+    for steps in 1 $((STEPS + 1)); do
+        if [ "$CONCURRENT" = 1 ]; then
+            run "${order[0]}" "$steps" >"$OUT/${order[0]}.$steps" & first=$!
+            run "${order[1]}" "$steps" >"$OUT/${order[1]}.$steps" || exit 1
+            wait "$first" || exit 1
+        else
+            for mode in "${order[@]}"; do run "$mode" "$steps" >"$OUT/$mode.$steps" || exit 1; done
+        fi
     done
+    for mode in off default; do record "$mode" "$OUT/$mode.1" "$OUT/$mode.$((STEPS + 1))"; done
 done
-python3 - "${tps[off]}" "${cpu[off]}" "${tps[default]}" "${cpu[default]}" "$FACTORY" "$PAIRS" "$STEPS" "$CONTROL" <<'PY'
+python3 - "$FACTORY" "$PAIRS" "$STEPS" "$CONTROL" "$CONCURRENT" "${tps[off]}" "${step_tps[off]}" "${cpu[off]}" \
+    "${tps[default]}" "${step_tps[default]}" "${cpu[default]}" <<'PY'
 import statistics, sys
-def vals(s): return [float(v) for v in s.split()]
-off_t, off_c, on_t, on_c = (vals(a) for a in sys.argv[1:5])
-factory, pairs, steps, control = sys.argv[5:9]
+factory, pairs, steps, control, concurrent = sys.argv[1:6]
+off, on = ([[float(v) for v in a.split()] for a in sys.argv[i:i + 3]] for i in (6, 9))
 m = statistics.median
 control = " (CONTROL: both sides --trainer.no_checkpoints)" if control == "1" else ""
-print(f"{factory}, {pairs} interleaved pairs of {steps} steps{control}:")
-print(f"  --trainer.no_checkpoints: {m(off_t):.0f} tokens/s, {m(off_c):.3f} CPU s/step   (runs: {' '.join(f'{v:.0f}' for v in off_t)})")
-print(f"  default checkpointer:     {m(on_t):.0f} tokens/s, {m(on_c):.3f} CPU s/step   (runs: {' '.join(f'{v:.0f}' for v in on_t)})")
-print(f"  default / off: tokens/s {m(on_t) / m(off_t):.3f}, CPU per step {m(on_c) / m(off_c):.3f}")
-pair_t = [a / b for a, b in zip(on_t, off_t)]
-pair_c = [a / b for a, b in zip(on_c, off_c)]
-print(f"  median per-pair ratio: tokens/s {m(pair_t):.3f}, CPU per step {m(pair_c):.3f}"
-      f"   (tokens/s ratios: {' '.join(f'{v:.3f}' for v in pair_t)})")
+how = "concurrent pairs (one thread each)" if concurrent == "1" else "interleaved pairs"
+print(f"{factory}, {pairs} {how} of {steps} steps{control}:")
+names = ("average tokens/s", "median step tokens/s", "CPU s/step")
+for label, side in (("--trainer.no_checkpoints", off), ("default checkpointer", on)):
+    print(f"  {label}:")
+    for name, runs in zip(names, side):
+        print(f"    {name:21} {m(runs):10.3f}   (runs: {' '.join(f'{v:.3f}' for v in runs)})")
+print("  default / off, median of the per-pair ratios (and ratio of the medians):")
+for name, a, b in zip(names, on, off):
+    pair = [x / y for x, y in zip(a, b)]
+    print(f"    {name:21} {m(pair):.3f} ({m(a) / m(b):.3f})   (pairs: {' '.join(f'{v:.3f}' for v in pair)})")
 PY
