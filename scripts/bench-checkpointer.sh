@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # What OLMo-core's default checkpointer (save_interval 1000, ephemeral_save_interval 100, save_async true)
 # costs in steps where no save is due, against `--trainer.no_checkpoints`: FACTORY (default olmo2_14M) on
-# the tokenized demo corpus, PAIRS interleaved pairs (the order alternates), each side run for 1 and for
-# STEPS+1 steps. Reports per side the median steady tokens/s (wall clock, OLMo-core's speed-monitor
-# average), the median of each run's per-step tokens/s (a step stalled by a noisy neighbour moves an
-# average but not a median), and the median CPU seconds per step ((user+sys of the long run - the short run) / STEPS: the
-# saves at step 0 and at the end cancel out, and a shared VM's stolen time does not count), and the median
-# of the per-pair ratios (the two runs of a pair are adjacent, so they share most of a noisy VM's drift).
+# the tokenized demo corpus, PAIRS pairs (the order alternates), each side run for 1 and for STEPS+1 steps.
+# Reports per side the median steady tokens/s (wall clock, OLMo-core's speed-monitor average), the median
+# of each run's per-step tokens/s (a step stalled by a noisy neighbour moves an average but not a median)
+# and the median CPU seconds per step ((user+sys of the long run - the short run) / STEPS: the saves at
+# step 0 and at the end cancel out, and a shared VM's stolen time does not count), and the median of the
+# per-pair ratios (a pair's runs are adjacent, so they share most of a noisy VM's drift).
 # CONTROL=1 runs both sides with --trainer.no_checkpoints: what the same pairs show when nothing differs.
 # CONCURRENT=1 runs the two sides of a pair at the same time, one thread each (THREADS is ignored): a
 # shared VM's neighbours then slow both sides in the same seconds instead of one pair member at a time.
@@ -39,11 +39,11 @@ run() {
         --save-folder="$dir/run" --work-dir="$dir/run/cache" >/dev/null 2>"$dir/log" ||
         { tail -1 "$dir/log" >&2; return 1; }
     python3 - "$dir/run/metrics.jsonl" "$dir/time" <<'PY'
-import json, sys
+import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 user, system = map(float, open(sys.argv[2]).read().split()[-2:])
-steps = [r["throughput/device/TPS"] for r in rows if "throughput/device/TPS" in r]
-print(rows[-1].get("throughput/device/TPS (actual avg)", 0), sorted(steps)[len(steps) // 2] if steps else 0, user + system)
+steps = [r["throughput/device/TPS"] for r in rows if "throughput/device/TPS" in r] or [0]
+print(rows[-1].get("throughput/device/TPS (actual avg)", 0), statistics.median(steps), user + system)
 PY
 }
 
